@@ -1,0 +1,294 @@
+"""Typed settings: defaults < TOML file under the home folder < environment < CLI flags.
+
+The home folder is `~/.nanoresearch/` unless `NANORESEARCH_HOME` says otherwise; the file is
+`config.toml` inside it. Every section rejects unknown keys, so a typo is reported instead of
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import getpass
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from nanoresearch.errors import ConfigError
+
+STAGES = ("ideation", "planning", "coding", "analysis", "writing", "review", "planner")
+ENV_PREFIX = "NANORESEARCH_"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EndpointSettings(Section):
+    """A named LLM endpoint. `kind` picks the provider implementation from the registry."""
+
+    kind: Literal["openai", "anthropic", "local"]
+    base_url: str | None = None
+    # Used when a command picks this endpoint without naming a model.
+    default_model: str | None = None
+    # The key is read from this environment variable at call time; it is never written to disk.
+    api_key_env: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    # How to ask for schema-shaped output. json_schema: OpenAI's response_format; json_object:
+    # the {"type": "json_object", "schema": ...} dialect of llama.cpp's server; prompt: only the
+    # instruction, then validate + repair. auto tries them in that order and keeps what works.
+    structured: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
+
+
+class StageModel(Section):
+    endpoint: str = "local"
+    model: str = "smollm2-135m"
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, gt=0)
+
+
+class StageModels(Section):
+    ideation: StageModel = StageModel()
+    planning: StageModel = StageModel()
+    coding: StageModel = StageModel()
+    analysis: StageModel = StageModel()
+    writing: StageModel = StageModel()
+    review: StageModel = StageModel()
+    planner: StageModel = StageModel()
+
+
+class Price(Section):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class LLMSettings(Section):
+    max_attempts: int = Field(4, ge=1, le=20)
+    backoff_initial_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    max_repairs: int = Field(2, ge=0, le=10)
+    # off: always call live; prefer: reuse a recorded answer when one exists (resume never pays
+    # twice); only: never call live, a missing recording is an error (offline replay).
+    replay: Literal["off", "prefer", "only"] = "prefer"
+
+
+class LocalModelSettings(Section):
+    threads: int = Field(0, ge=0, description="0 = all cores")
+    # Small models loop under greedy decoding; llama.cpp uses the same default.
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    repetition_window: int = Field(64, ge=0)
+
+
+def default_endpoints() -> dict[str, EndpointSettings]:
+    return {
+        "local": EndpointSettings(kind="local", default_model="smollm2-135m"),
+        "openai": EndpointSettings(
+            kind="openai", base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY",
+            default_model="gpt-4o-mini",
+        ),
+        "deepseek": EndpointSettings(
+            kind="openai", base_url="https://api.deepseek.com/v1", api_key_env="DEEPSEEK_API_KEY",
+            default_model="deepseek-chat",
+        ),
+        "anthropic": EndpointSettings(
+            kind="anthropic", base_url="https://api.anthropic.com", api_key_env="ANTHROPIC_API_KEY",
+            default_model="claude-3-5-haiku-latest",
+        ),
+    }
+
+
+def default_prices() -> dict[str, Price]:
+    # Public list prices at the time of writing; override in config.toml under [prices].
+    return {
+        "gpt-4o-mini": Price(input=0.15, output=0.60),
+        "gpt-4o": Price(input=2.50, output=10.0),
+        "deepseek-chat": Price(input=0.27, output=1.10),
+        "claude-3-5-haiku-latest": Price(input=0.80, output=4.0),
+        "claude-sonnet-4-5": Price(input=3.0, output=15.0),
+    }
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(f"{ENV_PREFIX}HOME") or Path.home() / ".nanoresearch")
+
+
+def default_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): fall back to a fixed name
+        return "default"
+
+
+_toml_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("toml", default={})
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Feeds the already-parsed config file into pydantic-settings at the lowest priority."""
+
+    def get_field_value(self, field, field_name):  # required by the base class, unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return _toml_data.get()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(default_factory=default_home)
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "nanoresearch")
+    user: str = Field(default_factory=default_user)
+    endpoints: dict[str, EndpointSettings] = Field(default_factory=default_endpoints)
+    stages: StageModels = StageModels()
+    llm: LLMSettings = LLMSettings()
+    local: LocalModelSettings = LocalModelSettings()
+    prices: dict[str, Price] = Field(default_factory=default_prices)
+
+    @field_validator("user")
+    @classmethod
+    def _user_is_a_plain_name(cls, value: str) -> str:
+        if not value or len(value) > 64 or not all(c.isalnum() or c in "._-" for c in value):
+            raise ValueError("user names use letters, digits, '.', '_' or '-' (at most 64)")
+        return value
+
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _keep_default_endpoints(cls, value: Any) -> Any:
+        # A config file that adds one endpoint should not lose the built-in ones.
+        if isinstance(value, dict):
+            merged: dict[str, Any] = {k: v.model_dump() for k, v in default_endpoints().items()}
+            for name, endpoint in value.items():
+                base = merged.get(name, {})
+                extra = endpoint.model_dump() if isinstance(endpoint, BaseModel) else endpoint
+                merged[name] = {**base, **extra} if isinstance(extra, dict) else extra
+            return merged
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.toml"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "nanoresearch.db"
+
+    def stage(self, name: str) -> StageModel:
+        if name not in STAGES:
+            raise ConfigError(f"unknown stage {name!r}", hint=f"stages are: {', '.join(STAGES)}")
+        return getattr(self.stages, name)
+
+    def endpoint(self, name: str) -> EndpointSettings:
+        try:
+            return self.endpoints[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown endpoint {name!r}",
+                hint=f"configured endpoints: {', '.join(sorted(self.endpoints))}; "
+                f"add one under [endpoints.{name}] in {self.config_file}",
+            ) from None
+
+
+def config_file_for(home: Path | None) -> Path:
+    return (home or default_home()) / "config.toml"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", hint="fix the syntax or run `nanoresearch config init --force`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Build the settings; CLI flags arrive as `overrides` (highest priority)."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    home = Path(overrides["home"]) if "home" in overrides else default_home()
+    path = config_file_for(home)
+    data = read_toml(path)
+    token = _toml_data.set(data)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, data, path)) from None
+    finally:
+        _toml_data.reset(token)
+
+
+def _describe_validation_error(exc: ValidationError, file_data: dict[str, Any], path: Path) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"]]
+        field = ".".join(loc) or "(top level)"
+        origin = _where_set(loc, file_data, path)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown setting{_valid_keys_hint(loc)}"
+        lines.append(f"invalid setting `{field}` ({origin}): {message}")
+    return "\n".join(lines)
+
+
+def _where_set(loc: list[str], file_data: dict[str, Any], path: Path) -> str:
+    node: Any = file_data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            env_name = ENV_PREFIX + "__".join(loc).upper()
+            return f"environment variable {env_name}" if env_name in os.environ else "command line or default"
+    return f"in {path}"
+
+
+def _valid_keys_hint(loc: list[str]) -> str:
+    model: Any = Settings
+    for part in loc[:-1]:
+        fields = getattr(model, "model_fields", {})
+        if part in fields:
+            model = fields[part].annotation
+        elif model is not Settings and hasattr(model, "model_fields"):
+            return ""
+    names = sorted(getattr(model, "model_fields", {}))
+    return f"; valid keys here: {', '.join(names)}" if names else ""
+
+
+def init_config_file(home: Path | None = None, force: bool = False) -> Path:
+    """Write a commented starting config that reproduces the defaults."""
+    path = config_file_for(home)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists", hint="pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "user": default_user(),
+        "stages": StageModels().model_dump(),
+        "llm": LLMSettings().model_dump(),
+        "endpoints": {k: v.model_dump(exclude_none=True) for k, v in default_endpoints().items()},
+        "prices": {k: v.model_dump() for k, v in default_prices().items()},
+    }
+    header = (
+        "# NanoResearch configuration. Precedence: this file < NANORESEARCH_* environment\n"
+        "# variables (nested with __, e.g. NANORESEARCH_STAGES__WRITING__MODEL) < CLI flags.\n"
+        "# API keys are never stored here: each endpoint names the variable that holds its key.\n\n"
+    )
+    path.write_text(header + tomli_w.dumps(body), encoding="utf-8")
+    return path
+
+
+def settings_as_toml(settings: Settings) -> str:
+    return tomli_w.dumps(settings.model_dump(mode="json"))

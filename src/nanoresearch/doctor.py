@@ -1,0 +1,191 @@
+"""`nanoresearch doctor`: what this machine can do for NanoResearch, checked for real.
+
+Each check says what it found and, when something is missing, the command that fixes it. Checks
+marked required decide the exit code; the rest describe optional capabilities (SLURM, LaTeX …).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+from pydantic import BaseModel
+
+from nanoresearch.config import STAGES, Settings
+from nanoresearch.errors import NanoResearchError
+
+APT = "apt-get install -y --no-install-recommends"
+
+
+class Check(BaseModel):
+    name: str
+    ok: bool
+    required: bool = False
+    detail: str = ""
+    hint: str = ""
+
+
+def run_checks(settings: Settings, load_model: bool = True) -> list[Check]:
+    checks: list[Callable[[], Check]] = [
+        check_python,
+        lambda: check_store(settings),
+        check_local_extra,
+        lambda: check_local_model(settings, load_model),
+        lambda: check_tool("pdflatex", "LaTeX (papers)", f"{APT} texlive-latex-recommended texlive-latex-extra lmodern"),
+        lambda: check_tool("latexmk", "latexmk (paper builds)", f"{APT} latexmk"),
+        lambda: check_tool("bibtex", "BibTeX", f"{APT} texlive-latex-recommended"),
+        check_bubblewrap,
+        check_slurm,
+        lambda: check_module("ray", "Ray executor", "pip install 'nanoresearch[ray]'"),
+        lambda: check_module("llama_cpp", "llama.cpp (benchmarks, test server)", "pip install 'llama-cpp-python[server]'"),
+    ]
+    results = [_safely(check) for check in checks]
+    results += [_safely(lambda n=name: check_endpoint(settings, n)) for name in sorted(settings.endpoints)
+                if settings.endpoints[name].kind != "local"]
+    return results
+
+
+def healthy(checks: list[Check]) -> bool:
+    return all(c.ok for c in checks if c.required)
+
+
+def _safely(check: Callable[[], Check]) -> Check:
+    try:
+        return check()
+    except NanoResearchError as exc:
+        return Check(name="(check)", ok=False, detail=exc.message, hint=exc.hint or "")
+
+
+def check_python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    return Check(name="python", ok=sys.version_info >= (3, 11), required=True, detail=version,
+                 hint="NanoResearch needs Python 3.11 or newer")
+
+
+def check_store(settings: Settings) -> Check:
+    from nanoresearch.store import Store
+
+    try:
+        with Store(settings.db_path) as store:
+            store.ensure_user(settings.user)
+            version = store.schema_version()
+    except NanoResearchError as exc:
+        return Check(name="store", ok=False, required=True, detail=exc.message, hint=exc.hint or "")
+    return Check(name="store", ok=True, required=True, detail=f"{settings.db_path} (schema {version}, writable)")
+
+
+def check_local_extra() -> Check:
+    missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+    if missing:
+        return Check(name="local model libraries", ok=False, detail=f"missing: {', '.join(missing)}",
+                     hint="pip install torch==2.13.0 'nanoresearch[local]'")
+    import torch
+    import transformers
+
+    return Check(name="local model libraries", ok=True,
+                 detail=f"torch {torch.__version__}, transformers {transformers.__version__}")
+
+
+def check_local_model(settings: Settings, load: bool) -> Check:
+    from nanoresearch.llm.local import load_model, resolve_source
+
+    local_stages = _local_stage_models(settings)
+    model = local_stages[0] if local_stages else (settings.endpoints["local"].default_model or "")
+    name = f"local model ({model})"
+    required = bool(local_stages)
+    try:
+        source = resolve_source(model)
+        if not load:
+            return Check(name=name, ok=True, required=required, detail=f"found in {source.folder} (not loaded)")
+        started = time.perf_counter()
+        lm = load_model(model, settings.cache_dir, settings.local.threads)
+        seconds = time.perf_counter() - started
+    except NanoResearchError as exc:
+        return Check(name=name, ok=False, required=required, detail=exc.message, hint=exc.hint or "")
+    params = sum(p.numel() for p in lm.model.parameters()) / 1e6
+    return Check(name=name, ok=True, required=required, detail=f"loaded {params:.0f}M parameters in {seconds:.1f} s")
+
+
+def _local_stage_models(settings: Settings) -> list[str]:
+    stages = [settings.stage(name) for name in STAGES]
+    return [s.model for s in stages if s.endpoint in settings.endpoints and settings.endpoints[s.endpoint].kind == "local"]
+
+
+def check_tool(command: str, label: str, hint: str) -> Check:
+    path = shutil.which(command)
+    if path is None:
+        return Check(name=label, ok=False, detail=f"{command} not found", hint=hint)
+    return Check(name=label, ok=True, detail=_first_line([command, "--version"]) or path)
+
+
+def check_bubblewrap() -> Check:
+    name = "sandbox (bubblewrap)"
+    if shutil.which("bwrap") is None:
+        return Check(name=name, ok=False, detail="bwrap not found: generated code would run with rlimits only",
+                     hint=f"{APT} bubblewrap")
+    probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
+             "--die-with-parent", "--new-session", "true"]
+    result = subprocess.run(probe, capture_output=True, text=True, timeout=20)
+    if result.returncode != 0:
+        return Check(name=name, ok=False, detail=f"bwrap cannot create a sandbox: {result.stderr.strip()[:200]}",
+                     hint="enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root")
+    return Check(name=name, ok=True, detail="isolated sandbox works (no network, read-only root)")
+
+
+def check_slurm() -> Check:
+    name = "SLURM"
+    missing = [c for c in ("sbatch", "squeue", "scontrol", "sacct") if shutil.which(c) is None]
+    if missing:
+        return Check(name=name, ok=False, detail=f"missing: {', '.join(missing)}", hint=f"{APT} slurm-wlm munge")
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+    if ping.returncode != 0 or "UP" not in ping.stdout:
+        return Check(name=name, ok=False, detail="commands installed, but no slurmctld answers",
+                     hint="start munged, slurmctld and slurmd (see README, 'SLURM on one machine')")
+    return Check(name=name, ok=True, detail=ping.stdout.strip().splitlines()[0])
+
+
+def check_module(module: str, label: str, hint: str) -> Check:
+    if importlib.util.find_spec(module) is None:
+        return Check(name=label, ok=False, detail=f"python package {module} not installed", hint=hint)
+    return Check(name=label, ok=True, detail="installed")
+
+
+def check_endpoint(settings: Settings, name: str) -> Check:
+    """Reports whether an API endpoint is usable: key present, server answering."""
+    import httpx
+
+    endpoint = settings.endpoints[name]
+    label = f"endpoint {name} ({endpoint.kind})"
+    sdk = "openai" if endpoint.kind == "openai" else "anthropic"
+    if importlib.util.find_spec(sdk) is None:
+        return Check(name=label, ok=False, detail=f"the {sdk} SDK is not installed", hint=f"pip install 'nanoresearch[{sdk}]'")
+    key = os.environ.get(endpoint.api_key_env or "", "")
+    loopback = (urlparse(endpoint.base_url or "").hostname or "") in ("localhost", "127.0.0.1", "::1")
+    if not key and not loopback:
+        return Check(name=label, ok=False, detail=f"not configured: {endpoint.api_key_env} is not set",
+                     hint=f"export {endpoint.api_key_env}=... to use {endpoint.base_url}")
+    url = (endpoint.base_url or "").rstrip("/") + ("/models" if endpoint.kind == "openai" else "/v1/models")
+    headers = {"Authorization": f"Bearer {key}"} if endpoint.kind == "openai" else {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    try:
+        status = httpx.get(url, headers=headers, timeout=5).status_code
+    except httpx.HTTPError as exc:
+        return Check(name=label, ok=False, detail=f"{endpoint.base_url} unreachable: {type(exc).__name__}",
+                     hint="check the network or the endpoint's base_url")
+    if status in (401, 403):
+        return Check(name=label, ok=False, detail=f"{endpoint.base_url} refused the key (HTTP {status})",
+                     hint=f"check {endpoint.api_key_env}")
+    return Check(name=label, ok=status < 500, detail=f"{endpoint.base_url} answers (HTTP {status})")
+
+
+def _first_line(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (out.stdout or out.stderr).strip().splitlines()[0][:100] if (out.stdout or out.stderr).strip() else ""

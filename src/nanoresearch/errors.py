@@ -1,0 +1,73 @@
+"""Error taxonomy. Every error a user can cause or fix carries a hint saying how.
+
+`UserError` subclasses are shown by the CLI as a one-line message plus hint and a non-zero exit
+code, never as a traceback. Anything else reaching the CLI is a bug in NanoResearch.
+"""
+
+from __future__ import annotations
+
+
+class NanoResearchError(Exception):
+    """Base for errors the CLI reports cleanly."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class UserError(NanoResearchError):
+    """The user's input (arguments, files) is wrong."""
+
+
+class ConfigError(UserError):
+    exit_code = 2
+
+
+class StoreError(NanoResearchError):
+    """The database cannot be opened, migrated or written."""
+
+
+class LLMError(NanoResearchError):
+    """A language-model call failed."""
+
+
+class TransientLLMError(LLMError):
+    """Worth retrying: timeouts, rate limits, server errors, dropped connections."""
+
+
+class LLMTimeoutError(TransientLLMError):
+    pass
+
+
+class FatalLLMError(LLMError):
+    """Retrying cannot help: bad key, unknown model, malformed request."""
+
+
+class AuthError(FatalLLMError):
+    pass
+
+
+class ModelNotFoundError(FatalLLMError):
+    pass
+
+
+class RequestRejectedError(FatalLLMError):
+    """The server understood us but refused the request's shape (HTTP 400/422)."""
+
+
+class MissingDependencyError(UserError):
+    """An optional extra is not installed."""
+
+
+class StructuredOutputError(LLMError):
+    """The model's output could not be parsed into the schema, even after repair."""
+
+
+class ReplayMissError(LLMError):
+    """Replay-only mode was asked for a call that was never recorded."""

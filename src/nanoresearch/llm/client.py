@@ -1,0 +1,186 @@
+"""The one entry point the rest of NanoResearch uses to talk to a model.
+
+`LLM.complete()` resolves a stage to its endpoint and model, then for each call:
+reuse a recording when replay allows it, else call the provider with retries on transient errors;
+record the call; charge tokens and dollars to the ledger; and for structured calls validate the
+reply against the schema and ask the model to repair it a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from pydantic import BaseModel
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from nanoresearch.config import Settings
+from nanoresearch.errors import ReplayMissError, StructuredOutputError, TransientLLMError
+from nanoresearch.llm import structured
+from nanoresearch.llm.pricing import call_cost
+from nanoresearch.llm.provider import LLMRequest, LLMResponse, Message, Provider, ProviderContext, create_provider
+from nanoresearch.llm.replay import ReplayProvider, call_key, split_replay_endpoint
+from nanoresearch.store import Store
+from nanoresearch.store.models import LLMCall
+
+REDACTED = "[REDACTED]"
+
+
+class Completion(BaseModel):
+    text: str
+    parsed: Any = None
+    provider: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+    replayed: bool = False
+    attempts: int = 1  # 1 + number of repair rounds for structured calls
+
+
+class LLM:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        user_id: int,
+        run_id: str | None = None,
+        providers: dict[str, Provider] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.user_id = user_id
+        self.run_id = run_id
+        self._providers: dict[str, Provider] = dict(providers or {})
+
+    def provider(self, endpoint: str) -> Provider:
+        if endpoint not in self._providers:
+            ctx = ProviderContext(self.settings, self.store, self.user_id)
+            self._providers[endpoint] = create_provider(endpoint, self.settings.endpoint(endpoint), ctx)
+        return self._providers[endpoint]
+
+    def complete(
+        self,
+        messages: list[Message] | str,
+        *,
+        stage: str = "planning",
+        schema: type[BaseModel] | dict[str, Any] | None = None,
+        endpoint: str | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        if isinstance(messages, str):
+            messages = [Message(role="user", content=messages)]
+        stage_cfg = self.settings.stage(stage)
+        endpoint = endpoint or stage_cfg.endpoint
+        json_schema = structured.schema_of(schema) if schema is not None else None
+        request = LLMRequest(
+            model=model or stage_cfg.model,
+            messages=structured.with_schema_instruction(messages, json_schema) if json_schema else messages,
+            temperature=stage_cfg.temperature if temperature is None else temperature,
+            max_tokens=max_tokens or stage_cfg.max_tokens,
+            json_schema=json_schema,
+            seed=seed,
+        )
+        if json_schema is None:
+            return self._call(endpoint, stage, request)
+        pydantic_model = schema if isinstance(schema, type) else None
+        return self._structured(endpoint, stage, request, json_schema, pydantic_model)
+
+    def _structured(
+        self, endpoint: str, stage: str, request: LLMRequest, schema: dict, model: type[BaseModel] | None
+    ) -> Completion:
+        totals = {"prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0}
+        cost: float | None = 0.0
+        problem = ""
+        rounds = self.settings.llm.max_repairs + 1
+        for attempt in range(1, rounds + 1):
+            completion = self._call(endpoint, stage, request)
+            for key in totals:
+                totals[key] += getattr(completion, key)
+            cost = None if cost is None or completion.cost_usd is None else cost + completion.cost_usd
+            try:
+                parsed = structured.parse(completion.text, schema, model)
+            except structured.InvalidOutput as exc:
+                problem = exc.problem
+                request = request.model_copy(
+                    update={"messages": structured.repair_messages(request.messages, completion.text, problem)}
+                )
+                continue
+            return completion.model_copy(update={"parsed": parsed, "attempts": attempt, "cost_usd": cost, **totals})
+        raise StructuredOutputError(
+            f"{endpoint}/{request.model} gave no valid JSON for the schema after {rounds} attempts; last problem: {problem}",
+            hint="use a stronger model for this stage, or raise llm.max_repairs",
+        )
+
+    def _call(self, endpoint: str, stage: str, request: LLMRequest) -> Completion:
+        endpoint, replay_only = split_replay_endpoint(endpoint, self.settings.stage(stage).endpoint)
+        mode = "only" if replay_only else self.settings.llm.replay
+        if mode != "off":
+            try:
+                response = ReplayProvider(self.store, self.user_id, endpoint).complete(request)
+                return Completion(
+                    text=response.text, provider=endpoint, model=request.model,
+                    prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
+                    cost_usd=0.0, replayed=True,
+                )
+            except ReplayMissError:
+                if mode == "only":
+                    raise
+        key = call_key(endpoint, request)
+        provider = self.provider(endpoint)
+        started = time.perf_counter()
+        response = self._with_retries(provider, request)
+        latency = time.perf_counter() - started
+        kind = self.settings.endpoint(endpoint).kind
+        cost = call_cost(self.settings.prices, kind, request.model, response.prompt_tokens, response.completion_tokens)
+        self._record(key, endpoint, stage, request, response, cost, latency)
+        return Completion(
+            text=response.text, provider=endpoint, model=request.model,
+            prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
+            cost_usd=cost, latency_s=latency,
+        )
+
+    def _with_retries(self, provider: Provider, request: LLMRequest) -> LLMResponse:
+        cfg = self.settings.llm
+        retrying = Retrying(
+            stop=stop_after_attempt(cfg.max_attempts),
+            wait=wait_exponential_jitter(initial=cfg.backoff_initial_s, max=cfg.backoff_max_s),
+            retry=retry_if_exception_type(TransientLLMError),
+            reraise=True,
+        )
+        return retrying(provider.complete, request)
+
+    def _record(
+        self, key: str, endpoint: str, stage: str, request: LLMRequest, response: LLMResponse,
+        cost: float | None, latency: float,
+    ) -> None:
+        secrets = self._secret_values()
+        call = LLMCall(
+            key=key, user_id=self.user_id, run_id=self.run_id, stage=stage, provider=endpoint,
+            model=request.model, request=json.loads(redact(request.model_dump_json(), secrets)),
+            response_text=redact(response.text, secrets), finish_reason=response.finish_reason,
+            prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
+            cost_usd=cost, latency_s=latency,
+        )
+        call_id = self.store.record_llm_call(call)
+        tokens = response.prompt_tokens + response.completion_tokens
+        self.store.charge(self.user_id, self.run_id, "tokens", tokens, f"llm_call:{call_id}")
+        if cost:
+            self.store.charge(self.user_id, self.run_id, "usd", cost, f"llm_call:{call_id}")
+
+    def _secret_values(self) -> list[str]:
+        names = {e.api_key_env for e in self.settings.endpoints.values() if e.api_key_env}
+        return [os.environ[n] for n in names if len(os.environ.get(n, "")) >= 8]
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    # json.dumps escapes nothing in a typical key, so the plain replacement covers serialized text.
+    return text

@@ -1,0 +1,158 @@
+"""The LLM plug point: one small protocol, request/response models, a registry by name.
+
+A provider turns one `LLMRequest` into one `LLMResponse`. Everything around a call (retries,
+recording, replay, schema validation and repair, cost) lives in `client.py`, so a new provider
+only has to speak its API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+import os
+from urllib.parse import urlparse
+
+from nanoresearch.errors import (
+    AuthError,
+    ConfigError,
+    FatalLLMError,
+    ModelNotFoundError,
+    RequestRejectedError,
+    TransientLLMError,
+)
+
+if TYPE_CHECKING:
+    from nanoresearch.config import EndpointSettings, Settings
+    from nanoresearch.store import Store
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class LLMRequest(BaseModel):
+    model: str
+    messages: list[Message]
+    temperature: float = 0.0
+    max_tokens: int = 512
+    # When set, the provider should make the output conform (server JSON mode, constrained
+    # decoding); the client validates and repairs whatever comes back either way.
+    json_schema: dict[str, Any] | None = None
+    seed: int | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "json_schema": self.json_schema,
+            "seed": self.seed,
+        }
+
+
+class LLMResponse(BaseModel):
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = Field(0, ge=0)
+    completion_tokens: int = Field(0, ge=0)
+
+
+class Provider(Protocol):
+    name: str
+
+    def complete(self, request: LLMRequest) -> LLMResponse: ...
+
+
+@dataclass
+class ProviderContext:
+    """What a provider factory may need besides its endpoint settings."""
+
+    settings: Settings
+    store: Store | None = None
+    user_id: int | None = None
+
+
+ProviderFactory = Callable[[str, "EndpointSettings", ProviderContext], Provider]
+_REGISTRY: dict[str, ProviderFactory] = {}
+
+
+def register(kind: str) -> Callable[[ProviderFactory], ProviderFactory]:
+    """Register a provider factory under `kind` (the `kind` field of an endpoint)."""
+
+    def decorator(factory: ProviderFactory) -> ProviderFactory:
+        _REGISTRY[kind] = factory
+        return factory
+
+    return decorator
+
+
+def provider_kinds() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def create_provider(name: str, endpoint: EndpointSettings, ctx: ProviderContext) -> Provider:
+    _load_builtins()
+    try:
+        factory = _REGISTRY[endpoint.kind]
+    except KeyError:
+        raise ConfigError(
+            f"unknown provider kind {endpoint.kind!r} for endpoint {name!r}",
+            hint=f"known kinds: {', '.join(sorted(_REGISTRY))}",
+        ) from None
+    return factory(name, endpoint, ctx)
+
+
+def _load_builtins() -> None:
+    # Importing registers them; vendor SDKs are imported lazily inside each provider.
+    from nanoresearch.llm import anthropic_api, local, openai_compat  # noqa: F401
+
+
+def error_for_status(endpoint: str, model: str, status: int, detail: str) -> Exception:
+    """Map an HTTP status from any vendor API to our error taxonomy (retryable or not)."""
+    detail = detail.strip().replace("\n", " ")[:300]
+    if status in (401, 403):
+        return AuthError(
+            f"{endpoint}: the server refused the API key (HTTP {status}): {detail}",
+            hint="check the key in the environment variable named by this endpoint's api_key_env",
+        )
+    if status == 404:
+        return ModelNotFoundError(
+            f"{endpoint}: model {model!r} or the API path was not found (HTTP 404): {detail}",
+            hint="check the model name for this stage and the endpoint's base_url",
+        )
+    if status in (408, 409, 429) or status >= 500:
+        return TransientLLMError(f"{endpoint}: HTTP {status}: {detail}")
+    if status in (400, 422):
+        return RequestRejectedError(f"{endpoint}: the server rejected the request (HTTP {status}): {detail}")
+    return FatalLLMError(f"{endpoint}: unexpected HTTP {status}: {detail}")
+
+
+def api_key_for(endpoint_name: str, endpoint: EndpointSettings) -> str | None:
+    """The endpoint's key from the environment. Servers on this machine may go without one."""
+    key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
+    if key:
+        return key
+    host = urlparse(endpoint.base_url or "").hostname or ""
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return None
+    variable = endpoint.api_key_env or f"{endpoint_name.upper()}_API_KEY"
+    raise AuthError(
+        f"endpoint {endpoint_name!r} needs an API key and {variable} is not set",
+        hint=f"export {variable}=... (or set api_key_env for [endpoints.{endpoint_name}] in config.toml)",
+    )
+
+
+def error_detail(exc: Any) -> str:
+    """The server's own error message from an SDK status error, whatever the vendor."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            return str(error.get("message") or error)
+        return str(error)
+    return str(getattr(exc, "message", exc))

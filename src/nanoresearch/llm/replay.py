@@ -1,0 +1,68 @@
+"""Replay: answer a call from its recording in the store, never from a live model.
+
+Calls are keyed by `call_key(provider, request)`. Replaying with the same provider name, model,
+messages and params gives back exactly what was recorded; anything else is a `ReplayMissError`
+rather than a silent live call. Lookups are scoped to the user, so one user's recordings never
+answer another's calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from nanoresearch.errors import ReplayMissError
+from nanoresearch.llm.provider import LLMRequest, LLMResponse
+from nanoresearch.store import Store
+
+PREFIX = "replay"
+
+
+def call_key(provider: str, request: LLMRequest) -> str:
+    """Stable identity of a call: same provider, model, messages and params -> same key."""
+    canonical = json.dumps(
+        {
+            "provider": provider,
+            "model": request.model,
+            "messages": [m.model_dump() for m in request.messages],
+            "params": request.params(),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def split_replay_endpoint(endpoint: str, default: str) -> tuple[str, bool]:
+    """'replay:local' -> ('local', True); 'replay' -> (default, True); 'local' -> ('local', False)."""
+    if endpoint == PREFIX:
+        return default, True
+    if endpoint.startswith(PREFIX + ":"):
+        return endpoint.split(":", 1)[1], True
+    return endpoint, False
+
+
+class ReplayProvider:
+    def __init__(self, store: Store, user_id: int, replays: str) -> None:
+        self.name = f"{PREFIX}:{replays}"
+        self.store = store
+        self.user_id = user_id
+        self.replays = replays
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        key = call_key(self.replays, request)
+        recorded = self.store.find_llm_call(self.user_id, key)
+        if recorded is None:
+            last = request.messages[-1].content.replace("\n", " ")[:80] if request.messages else ""
+            raise ReplayMissError(
+                f"no recording of this call to {self.replays}/{request.model} (key {key[:12]}): {last!r}",
+                hint="record it first by running live (llm.replay = 'prefer' or 'off'), "
+                "and check that prompt, model and settings match the recorded run",
+            )
+        return LLMResponse(
+            text=recorded.response_text,
+            finish_reason=recorded.finish_reason,
+            prompt_tokens=recorded.prompt_tokens,
+            completion_tokens=recorded.completion_tokens,
+        )

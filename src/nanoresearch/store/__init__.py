@@ -1,0 +1,3 @@
+from nanoresearch.store.db import Store
+
+__all__ = ["Store"]

@@ -1,0 +1,249 @@
+"""The one module that speaks SQL. SQLite in WAL mode with foreign keys on.
+
+Writes go through `transaction()`, which takes the write lock up front (`BEGIN IMMEDIATE`) so two
+processes never interleave half-done changes; readers are never blocked in WAL mode. A busy
+timeout makes a second writer wait instead of failing. Schema changes are numbered `.sql` files
+under `migrations/`, applied in order and tracked by `PRAGMA user_version`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from nanoresearch.errors import StoreError
+from nanoresearch.store.models import Feedback, FeedbackAction, LedgerKind, LLMCall, Run, RunStatus, Step, StepStatus
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def migrations() -> list[tuple[int, str]]:
+    """(number, sql) for every migration file, in order."""
+    folder = resources.files("nanoresearch.store").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def split_statements(sql: str) -> list[str]:
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip() and not current.strip().startswith("--"):
+        raise StoreError(f"incomplete SQL statement in migration: {current.strip()[:80]}")
+    return statements
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self.migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open the database {self.path}: {exc}",
+                hint="check that the folder is writable, or set NANORESEARCH_HOME to another folder",
+            ) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> int:
+        """Apply pending migrations; safe when several processes open a new database at once."""
+        with self.transaction() as conn:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, sql in migrations():
+                if number <= current:
+                    continue
+                for statement in split_statements(sql):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                current = number
+        return current
+
+    def integrity_ok(self) -> bool:
+        return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # users and projects
+
+    def ensure_user(self, name: str) -> int:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO users (name, created_at) VALUES (?, ?)", (name, now()))
+            return conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()[0]
+
+    def ensure_project(self, user_id: int, name: str, goal: str = "") -> int:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO projects (user_id, name, goal, created_at) VALUES (?, ?, ?, ?)",
+                (user_id, name, goal, now()),
+            )
+            row = conn.execute("SELECT id FROM projects WHERE user_id = ? AND name = ?", (user_id, name))
+            return row.fetchone()[0]
+
+    # runs and checkpoints
+
+    def create_run(self, run_id: str, project_id: int, goal: str, workspace: str, config: dict) -> Run:
+        stamp = now()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO runs (id, project_id, goal, status, workspace, config_json, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'created', ?, ?, ?, ?)",
+                (run_id, project_id, goal, workspace, json.dumps(config), stamp, stamp),
+            )
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id!r}", hint="`nanoresearch list` shows your runs")
+        return _run(row)
+
+    def list_runs(self, user_id: int) -> list[Run]:
+        rows = self._conn.execute(
+            "SELECT runs.* FROM runs JOIN projects ON projects.id = runs.project_id"
+            " WHERE projects.user_id = ? ORDER BY runs.created_at",
+            (user_id,),
+        )
+        return [_run(row) for row in rows]
+
+    def set_run_status(self, run_id: str, status: RunStatus) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", (status, now(), run_id))
+
+    def save_step(self, run_id: str, stage: str, step: str, status: StepStatus, payload: dict | None = None) -> None:
+        stamp = now()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO steps (run_id, stage, step, status, payload_json, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, stage, step) DO UPDATE SET"
+                " status = excluded.status, payload_json = excluded.payload_json, updated_at = excluded.updated_at",
+                (run_id, stage, step, status, json.dumps(payload or {}), stamp, stamp),
+            )
+
+    def steps(self, run_id: str) -> list[Step]:
+        rows = self._conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY id", (run_id,))
+        return [
+            Step(run_id=r["run_id"], stage=r["stage"], step=r["step"], status=r["status"],
+                 payload=json.loads(r["payload_json"]), updated_at=r["updated_at"])
+            for r in rows
+        ]
+
+    # LLM calls (recording and replay)
+
+    def record_llm_call(self, call: LLMCall) -> int:
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO llm_calls (key, user_id, run_id, stage, provider, model, request_json,"
+                " response_text, finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_s, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (call.key, call.user_id, call.run_id, call.stage, call.provider, call.model,
+                 json.dumps(call.request, sort_keys=True), call.response_text, call.finish_reason,
+                 call.prompt_tokens, call.completion_tokens, call.cost_usd, call.latency_s, now()),
+            )
+            return cursor.lastrowid
+
+    def find_llm_call(self, user_id: int, key: str) -> LLMCall | None:
+        """The latest recording of this exact call by this user (never another user's)."""
+        row = self._conn.execute(
+            "SELECT * FROM llm_calls WHERE user_id = ? AND key = ? ORDER BY id DESC LIMIT 1", (user_id, key)
+        ).fetchone()
+        return None if row is None else _llm_call(row)
+
+    def llm_calls(self, user_id: int, run_id: str | None = None) -> list[LLMCall]:
+        if run_id is None:
+            rows = self._conn.execute("SELECT * FROM llm_calls WHERE user_id = ? ORDER BY id", (user_id,))
+        else:
+            rows = self._conn.execute(
+                "SELECT * FROM llm_calls WHERE user_id = ? AND run_id = ? ORDER BY id", (user_id, run_id)
+            )
+        return [_llm_call(row) for row in rows]
+
+    # feedback and budget ledger
+
+    def add_feedback(self, user_id: int, run_id: str, stage: str, action: FeedbackAction, text: str = "") -> int:
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO feedback (user_id, run_id, stage, action, text, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, run_id, stage, action, text, now()),
+            )
+            return cursor.lastrowid
+
+    def feedback(self, user_id: int, run_id: str) -> list[Feedback]:
+        rows = self._conn.execute(
+            "SELECT * FROM feedback WHERE user_id = ? AND run_id = ? ORDER BY id", (user_id, run_id)
+        )
+        return [Feedback(**{k: r[k] for k in ("user_id", "run_id", "stage", "action", "text", "created_at")}) for r in rows]
+
+    def charge(self, user_id: int, run_id: str | None, kind: LedgerKind, amount: float, source: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO ledger (user_id, run_id, kind, amount, source, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, run_id, kind, amount, source, now()),
+            )
+
+    def spent(self, run_id: str) -> dict[str, float]:
+        rows = self._conn.execute("SELECT kind, SUM(amount) FROM ledger WHERE run_id = ? GROUP BY kind", (run_id,))
+        return {kind: total for kind, total in rows}
+
+
+def _run(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"], project_id=row["project_id"], goal=row["goal"], status=row["status"],
+        workspace=row["workspace"], config=json.loads(row["config_json"]),
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+def _llm_call(row: sqlite3.Row) -> LLMCall:
+    return LLMCall(
+        key=row["key"], user_id=row["user_id"], run_id=row["run_id"], stage=row["stage"],
+        provider=row["provider"], model=row["model"], request=json.loads(row["request_json"]),
+        response_text=row["response_text"], finish_reason=row["finish_reason"],
+        prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
+        cost_usd=row["cost_usd"], latency_s=row["latency_s"],
+    )

@@ -1,0 +1,57 @@
+"""Rows of the store as pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+RunStatus = Literal["created", "running", "paused", "failed", "done"]
+StepStatus = Literal["running", "done", "failed"]
+FeedbackAction = Literal["approve", "comment", "redirect"]
+LedgerKind = Literal["tokens", "usd", "gpu_hours", "cpu_hours", "wall_s"]
+
+
+class Run(BaseModel):
+    id: str
+    project_id: int
+    goal: str
+    status: RunStatus
+    workspace: str
+    config: dict[str, Any] = {}
+    created_at: str
+    updated_at: str
+
+
+class Step(BaseModel):
+    run_id: str
+    stage: str
+    step: str
+    status: StepStatus
+    payload: dict[str, Any] = {}
+    updated_at: str
+
+
+class LLMCall(BaseModel):
+    key: str
+    user_id: int
+    run_id: str | None = None
+    stage: str | None = None
+    provider: str
+    model: str
+    request: dict[str, Any]
+    response_text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+
+
+class Feedback(BaseModel):
+    user_id: int
+    run_id: str
+    stage: str
+    action: FeedbackAction
+    text: str = ""
+    created_at: str = ""

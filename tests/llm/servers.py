@@ -181,7 +181,9 @@ class ScriptedServer:
         self._stopping = threading.Event()
         self._httpd = ThreadingHTTPServer((LOOPBACK, 0), self._handler_class())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="scripted-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="scripted-server", daemon=True
+        )
 
     @property
     def port(self) -> int:

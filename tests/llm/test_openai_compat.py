@@ -205,4 +205,4 @@ def test_cost_comes_from_configured_price_and_is_charged_to_the_run(
     assert done.cost_usd == pytest.approx(expected)
     [call] = store.llm_calls(user_id, run.id)
     assert call.cost_usd == pytest.approx(expected)
-    assert store.spent(run.id) == {"tokens": 1500, "usd": pytest.approx(expected)}
+    assert store.spent(user_id, run.id) == {"tokens": 1500, "usd": pytest.approx(expected)}

@@ -43,7 +43,7 @@ class AnthropicProvider:
         kwargs: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
+            "extra_body": {"temperature": request.temperature},  # anthropic>=1 dropped the keyword; the API still takes it
             "messages": [m.model_dump() for m in request.messages if m.role != "system"],
         }
         if system:

@@ -150,7 +150,7 @@ class LLM:
         cfg = self.settings.llm
         retrying = Retrying(
             stop=stop_after_attempt(cfg.max_attempts),
-            wait=wait_exponential_jitter(initial=cfg.backoff_initial_s, max=cfg.backoff_max_s),
+            wait=wait_exponential_jitter(multiplier=cfg.backoff_initial_s, max=cfg.backoff_max_s, jitter=cfg.backoff_initial_s),
             retry=retry_if_exception_type(TransientLLMError),
             reraise=True,
         )
@@ -168,11 +168,7 @@ class LLM:
             prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
             cost_usd=cost, latency_s=latency,
         )
-        call_id = self.store.record_llm_call(call)
-        tokens = response.prompt_tokens + response.completion_tokens
-        self.store.charge(self.user_id, self.run_id, "tokens", tokens, f"llm_call:{call_id}")
-        if cost:
-            self.store.charge(self.user_id, self.run_id, "usd", cost, f"llm_call:{call_id}")
+        self.store.record_llm_call(call)
 
     def _secret_values(self) -> list[str]:
         names = {e.api_key_env for e in self.settings.endpoints.values() if e.api_key_env}

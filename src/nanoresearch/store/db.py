@@ -176,16 +176,22 @@ class Store:
     # LLM calls (recording and replay)
 
     def record_llm_call(self, call: LLMCall) -> int:
+        """Store a call and charge its tokens and dollars to the ledger, all or nothing."""
         with self.transaction() as conn:
-            cursor = conn.execute(
+            call_id = conn.execute(
                 "INSERT INTO llm_calls (key, user_id, run_id, stage, provider, model, request_json,"
                 " response_text, finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_s, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (call.key, call.user_id, call.run_id, call.stage, call.provider, call.model,
                  json.dumps(call.request, sort_keys=True), call.response_text, call.finish_reason,
                  call.prompt_tokens, call.completion_tokens, call.cost_usd, call.latency_s, now()),
-            )
-            return cursor.lastrowid
+            ).lastrowid
+            charges = [("tokens", call.prompt_tokens + call.completion_tokens)]
+            if call.cost_usd:
+                charges.append(("usd", call.cost_usd))
+            for kind, amount in charges:
+                self._insert_charge(conn, call.user_id, call.run_id, kind, amount, f"llm_call:{call_id}")
+            return call_id
 
     def find_llm_call(self, user_id: int, key: str) -> LLMCall | None:
         """The latest recording of this exact call by this user (never another user's)."""
@@ -221,13 +227,23 @@ class Store:
 
     def charge(self, user_id: int, run_id: str | None, kind: LedgerKind, amount: float, source: str) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO ledger (user_id, run_id, kind, amount, source, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, run_id, kind, amount, source, now()),
-            )
+            self._insert_charge(conn, user_id, run_id, kind, amount, source)
 
-    def spent(self, run_id: str) -> dict[str, float]:
-        rows = self._conn.execute("SELECT kind, SUM(amount) FROM ledger WHERE run_id = ? GROUP BY kind", (run_id,))
+    @staticmethod
+    def _insert_charge(conn: sqlite3.Connection, user_id: int, run_id: str | None, kind: str, amount: float, source: str) -> None:
+        conn.execute(
+            "INSERT INTO ledger (user_id, run_id, kind, amount, source, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, run_id, kind, amount, source, now()),
+        )
+
+    def spent(self, user_id: int, run_id: str | None = None) -> dict[str, float]:
+        """Totals per ledger kind for one run, or for all of a user's spending."""
+        if run_id is None:
+            rows = self._conn.execute("SELECT kind, SUM(amount) FROM ledger WHERE user_id = ? GROUP BY kind", (user_id,))
+        else:
+            rows = self._conn.execute(
+                "SELECT kind, SUM(amount) FROM ledger WHERE user_id = ? AND run_id = ? GROUP BY kind", (user_id, run_id)
+            )
         return {kind: total for kind, total in rows}
 
 

@@ -1,0 +1,33 @@
+# Two commands matter: `make demo` (set up, then run the main job on the embedded model) and
+# `make test` (set up with test tools, then the whole suite). Both can be run again safely.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMPS := .stamps
+DEMO_PROMPT ?= In two sentences: what makes an experiment's result trustworthy?
+
+.PHONY: demo test setup setup-dev bench clean
+
+demo: setup
+	$(BIN)/nanoresearch doctor
+	$(BIN)/nanoresearch llm ask --provider local --max-tokens 120 "$(DEMO_PROMPT)"
+
+test: setup-dev
+	$(BIN)/pytest
+
+setup: $(STAMPS)/setup
+setup-dev: $(STAMPS)/setup-dev
+
+$(STAMPS)/setup: pyproject.toml scripts/setup.sh
+	scripts/setup.sh
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/setup-dev: pyproject.toml scripts/setup.sh
+	scripts/setup.sh --dev
+	@mkdir -p $(STAMPS) && touch $@ $(STAMPS)/setup
+
+bench: setup-dev
+	$(BIN)/python bench/bench_local_generation.py
+	$(BIN)/python bench/bench_store.py
+
+clean:
+	rm -rf $(STAMPS) $(VENV)

@@ -1,0 +1,50 @@
+"""Small tools shared by tests: run the CLI in-process, a scripted provider."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from nanoresearch.cli import main
+from nanoresearch.llm.provider import LLMRequest, LLMResponse
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> CliResult:
+    monkeypatch.setattr(sys, "argv", ["nanoresearch", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return CliResult(code, captured.out, captured.err)
+
+
+class ScriptedProvider:
+    """Answers from a queue: each item is reply text or an exception to raise."""
+
+    def __init__(self, *replies: str | Exception, name: str = "scripted") -> None:
+        self.name = name
+        self.queue = list(replies)
+        self.history: list[LLMRequest] = []
+
+    def enqueue(self, *replies: str | Exception) -> None:
+        self.queue.extend(replies)
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        self.history.append(request)
+        if not self.queue:
+            raise AssertionError("ScriptedProvider ran out of replies")
+        reply = self.queue.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return LLMResponse(text=reply, finish_reason="stop", prompt_tokens=10, completion_tokens=len(reply.split()))

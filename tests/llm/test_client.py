@@ -1,0 +1,122 @@
+"""The client's behaviour around any provider: retries, repair, record/replay, cost."""
+
+import pytest
+from pydantic import BaseModel, Field
+
+from helpers import ScriptedProvider
+from nanoresearch.config import load_settings
+from nanoresearch.errors import AuthError, ReplayMissError, StructuredOutputError, TransientLLMError
+from nanoresearch.llm.client import LLM
+from nanoresearch.store import Store
+
+
+class Verdict(BaseModel):
+    name: str
+    score: int = Field(ge=1, le=10)
+
+
+def make_llm(store: Store, provider: ScriptedProvider, user: str = "alice", **overrides) -> LLM:
+    settings = load_settings({"llm": {"backoff_initial_s": 0, "backoff_max_s": 0, **overrides}})
+    return LLM(settings, store, store.ensure_user(user), providers={"local": provider})
+
+
+def test_transient_errors_are_retried(store):
+    provider = ScriptedProvider(TransientLLMError("503"), TransientLLMError("429"), "fine")
+    assert make_llm(store, provider).complete("q").text == "fine"
+    assert len(provider.history) == 3
+
+
+def test_retries_stop_at_max_attempts(store):
+    provider = ScriptedProvider(*[TransientLLMError("503")] * 5)
+    with pytest.raises(TransientLLMError):
+        make_llm(store, provider, max_attempts=3).complete("q")
+    assert len(provider.history) == 3
+
+
+def test_auth_errors_are_not_retried(store):
+    provider = ScriptedProvider(AuthError("bad key", hint="set it"), "never")
+    with pytest.raises(AuthError):
+        make_llm(store, provider).complete("q")
+    assert len(provider.history) == 1
+
+
+def test_not_json_is_repaired_by_asking_again(store):
+    provider = ScriptedProvider("I think the name is a and the score 3", '{"name": "a", "score": 3}')
+    reply = make_llm(store, provider).complete("judge", schema=Verdict)
+    assert reply.parsed == Verdict(name="a", score=3)
+    assert reply.attempts == 2
+    repair_prompt = provider.history[1].messages[-1].content
+    assert "not valid" in repair_prompt and "no JSON object" in repair_prompt
+
+
+def test_schema_violation_is_sent_back_to_the_model(store):
+    provider = ScriptedProvider('{"name": "a", "score": 42}', '{"name": "a", "score": 9}')
+    reply = make_llm(store, provider).complete("judge", schema=Verdict)
+    assert reply.parsed.score == 9
+    assert "42 is greater than the maximum of 10" in provider.history[1].messages[-1].content
+
+
+def test_truncated_json_is_closed_without_another_call(store):
+    provider = ScriptedProvider('{"name": "a", "score": 3, "extra": "cut off he')
+    reply = make_llm(store, provider).complete("judge", schema=Verdict)
+    assert reply.parsed == Verdict(name="a", score=3)
+    assert len(provider.history) == 1
+
+
+def test_repair_is_bounded(store):
+    provider = ScriptedProvider("no", "still no", "nope")
+    with pytest.raises(StructuredOutputError, match="after 3 attempts"):
+        make_llm(store, provider, max_repairs=2).complete("judge", schema=Verdict)
+
+
+def test_schema_instruction_goes_into_the_system_message(store):
+    provider = ScriptedProvider('{"name": "a", "score": 3}')
+    make_llm(store, provider).complete("judge", schema=Verdict)
+    system = provider.history[0].messages[0]
+    assert system.role == "system" and '"score"' in system.content
+
+
+def test_a_recorded_call_is_not_paid_twice(store):
+    provider = ScriptedProvider("first answer")
+    llm = make_llm(store, provider)
+    first = llm.complete("same question")
+    again = llm.complete("same question")
+    assert (again.text, again.replayed, len(provider.history)) == (first.text, True, 1)
+    assert store.spent(llm.user_id)["tokens"] == first.prompt_tokens + first.completion_tokens
+
+
+def test_replay_only_answers_from_recordings(store):
+    make_llm(store, ScriptedProvider("recorded")).complete("question")
+    offline = make_llm(store, ScriptedProvider(), replay="only")
+    assert offline.complete("question").text == "recorded"
+    with pytest.raises(ReplayMissError, match="no recording"):
+        offline.complete("a question never asked")
+
+
+def test_replay_endpoint_name_forces_replay(store):
+    llm = make_llm(store, ScriptedProvider("live"), replay="off")
+    llm.complete("q")
+    assert llm.complete("q", endpoint="replay:local").replayed
+    with pytest.raises(ReplayMissError):
+        llm.complete("other", endpoint="replay")
+
+
+def test_one_users_recordings_never_answer_another(store):
+    make_llm(store, ScriptedProvider("alice's answer"), user="alice").complete("q")
+    bob = make_llm(store, ScriptedProvider("bob's answer"), user="bob")
+    assert bob.complete("q").text == "bob's answer"
+    with pytest.raises(ReplayMissError):
+        make_llm(store, ScriptedProvider(), user="carol", replay="only").complete("q")
+
+
+def test_cost_comes_from_the_price_table(store, monkeypatch):
+    settings = load_settings({
+        "endpoints": {"paid": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"}},
+        "prices": {"m1": {"input": 1.0, "output": 2.0}},
+    })
+    llm = LLM(settings, store, store.ensure_user("alice"), providers={"paid": ScriptedProvider("one two three", "four")})
+    reply = llm.complete("q", endpoint="paid", model="m1")
+    assert reply.cost_usd == pytest.approx((10 * 1.0 + 3 * 2.0) / 1e6)
+    assert store.spent(llm.user_id)["usd"] == pytest.approx(reply.cost_usd)
+    unknown = llm.complete("q2", endpoint="paid", model="unpriced-model")
+    assert unknown.cost_usd is None

@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+
+from nanoresearch.config import STAGES, init_config_file, load_settings
+from nanoresearch.errors import ConfigError
+
+
+def write_config(home: Path, text: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_give_every_stage_a_model(home):
+    settings = load_settings()
+    assert settings.home == home
+    for stage in STAGES:
+        assert settings.stage(stage).endpoint == "local"
+
+
+def test_file_then_env_then_flags(home, monkeypatch):
+    write_config(home, '[stages.writing]\nmodel = "from-file"\ntemperature = 0.5\n[stages.review]\nmodel = "file-review"\n')
+    assert load_settings().stages.writing.model == "from-file"
+
+    monkeypatch.setenv("NANORESEARCH_STAGES__WRITING__MODEL", "from-env")
+    settings = load_settings()
+    assert settings.stages.writing.model == "from-env"
+    assert settings.stages.writing.temperature == 0.5  # the file still fills what env leaves out
+
+    settings = load_settings({"stages": {"writing": {"model": "from-flag"}}})
+    assert settings.stages.writing.model == "from-flag"
+    assert settings.stages.review.model == "file-review"
+
+
+def test_adding_an_endpoint_keeps_the_builtin_ones(home):
+    write_config(home, '[endpoints.vllm]\nkind = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\n')
+    endpoints = load_settings().endpoints
+    assert {"local", "openai", "anthropic", "deepseek", "vllm"} <= set(endpoints)
+
+
+def test_bad_value_names_field_and_file(home):
+    path = write_config(home, '[stages.writing]\ntemperature = "hot"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "stages.writing.temperature" in caught.value.message
+    assert str(path) in caught.value.message
+    assert caught.value.exit_code == 2
+
+
+def test_unknown_key_lists_valid_ones(home):
+    write_config(home, "[stages.writing]\nmodle = 3\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "stages.writing.modle" in caught.value.message
+    assert "valid keys here: endpoint, max_tokens, model, temperature" in caught.value.message
+
+
+def test_bad_env_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("NANORESEARCH_LLM__MAX_ATTEMPTS", "many")
+    with pytest.raises(ConfigError, match="NANORESEARCH_LLM__MAX_ATTEMPTS"):
+        load_settings()
+
+
+def test_toml_syntax_error(home):
+    path = write_config(home, "[stages.writing\nmodel=1")
+    with pytest.raises(ConfigError, match="not valid TOML") as caught:
+        load_settings()
+    assert str(path) in caught.value.message
+
+
+def test_init_writes_a_file_that_loads_back(home):
+    path = init_config_file(home)
+    assert load_settings().stages.planner.model == "smollm2-135m"
+    assert "API keys are never stored here" in path.read_text()
+    with pytest.raises(ConfigError, match="already exists"):
+        init_config_file(home)
+
+
+def test_user_name_is_validated(monkeypatch):
+    monkeypatch.setenv("NANORESEARCH_USER", "../bob")
+    with pytest.raises(ConfigError, match="user"):
+        load_settings()

@@ -120,19 +120,16 @@ def llm_ask(
     """Ask a model one question and print the answer (recorded in the store, replayable)."""
     from nanoresearch.llm.client import LLM
     from nanoresearch.llm.provider import Message
-    from nanoresearch.llm.replay import split_replay_endpoint
     from nanoresearch.store import Store
 
     settings = settings_from(ctx)
-    stage_cfg = settings.stage(stage)
-    target, _ = split_replay_endpoint(provider or stage_cfg.endpoint, stage_cfg.endpoint)
-    if model is None and target != stage_cfg.endpoint:
-        model = settings.endpoint(target).default_model
+    endpoint = provider or settings.stage(stage).endpoint
     json_schema = read_schema(schema) if schema else None
     messages = ([Message(role="system", content=system)] if system else []) + [Message(role="user", content=prompt)]
     with Store(settings.db_path) as store:
         llm = LLM(settings, store, store.ensure_user(settings.user))
-        with err.status(f"asking {target}/{model or stage_cfg.model} …"):
+        model = model or llm.default_model(stage, endpoint)
+        with err.status(f"asking {endpoint}/{model} …"):
             reply = llm.complete(messages, stage=stage, endpoint=provider, model=model, schema=json_schema,
                                  max_tokens=max_tokens, temperature=temperature)
     if as_json:

@@ -120,3 +120,11 @@ def test_cost_comes_from_the_price_table(store, monkeypatch):
     assert store.spent(llm.user_id)["usd"] == pytest.approx(reply.cost_usd)
     unknown = llm.complete("q2", endpoint="paid", model="unpriced-model")
     assert unknown.cost_usd is None
+
+
+def test_another_endpoint_brings_its_own_default_model(store):
+    llm = make_llm(store, ScriptedProvider())
+    assert llm.default_model("planning", "local") == "smollm2-135m"
+    assert llm.default_model("planning", "replay:local") == "smollm2-135m"
+    assert llm.default_model("planning", "openai") == "gpt-4o-mini"
+    assert llm.default_model("review", "anthropic") == "claude-3-5-haiku-latest"

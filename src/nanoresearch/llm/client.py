@@ -80,7 +80,7 @@ class LLM:
         endpoint = endpoint or stage_cfg.endpoint
         json_schema = structured.schema_of(schema) if schema is not None else None
         request = LLMRequest(
-            model=model or stage_cfg.model,
+            model=model or self.default_model(stage, endpoint),
             messages=structured.with_schema_instruction(messages, json_schema) if json_schema else messages,
             temperature=stage_cfg.temperature if temperature is None else temperature,
             max_tokens=max_tokens or stage_cfg.max_tokens,
@@ -91,6 +91,14 @@ class LLM:
             return self._call(endpoint, stage, request)
         pydantic_model = schema if isinstance(schema, type) else None
         return self._structured(endpoint, stage, request, json_schema, pydantic_model)
+
+    def default_model(self, stage: str, endpoint: str) -> str:
+        """The stage's model on the stage's endpoint; another endpoint's own default elsewhere."""
+        stage_cfg = self.settings.stage(stage)
+        target, _ = split_replay_endpoint(endpoint, stage_cfg.endpoint)
+        if target == stage_cfg.endpoint:
+            return stage_cfg.model
+        return self.settings.endpoint(target).default_model or stage_cfg.model
 
     def _structured(
         self, endpoint: str, stage: str, request: LLMRequest, schema: dict, model: type[BaseModel] | None

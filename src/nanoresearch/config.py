@@ -80,6 +80,10 @@ class LLMSettings(Section):
 
 class LocalModelSettings(Section):
     threads: int = Field(0, ge=0, description="0 = all cores")
+    # Which library runs the forward pass. transformers reads the de-quantized fp32 weights;
+    # llama_cpp reads the GGUF as it is (about 3x faster decoding on CPU) and needs
+    # llama-cpp-python. auto: llama_cpp for GGUF models when it is installed.
+    engine: Literal["auto", "transformers", "llama_cpp"] = "auto"
     # Small models loop under greedy decoding; llama.cpp uses the same default.
     repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
     repetition_window: int = Field(64, ge=0)

@@ -43,7 +43,7 @@ def run_checks(settings: Settings, load_model: bool = True) -> list[Check]:
         check_bubblewrap,
         check_slurm,
         lambda: check_module("ray", "Ray executor", "pip install 'nanoresearch[ray]'"),
-        lambda: check_module("llama_cpp", "llama.cpp (benchmarks, test server)", "pip install 'llama-cpp-python[server]'"),
+        lambda: check_module("llama_cpp", "llama.cpp (fast local engine)", "pip install 'nanoresearch[fast]'"),
     ]
     results = [_safely(check) for check in checks]
     results += [_safely(lambda n=name: check_endpoint(settings, n)) for name in sorted(settings.endpoints)
@@ -104,12 +104,11 @@ def check_local_model(settings: Settings, load: bool) -> Check:
         if not load:
             return Check(name=name, ok=True, required=required, detail=f"found in {source.folder} (not loaded)")
         started = time.perf_counter()
-        lm = load_model(model, settings.cache_dir, settings.local.threads)
+        lm = load_model(model, settings.cache_dir, settings.local.threads, settings.local.engine)
         seconds = time.perf_counter() - started
     except NanoResearchError as exc:
         return Check(name=name, ok=False, required=required, detail=exc.message, hint=exc.hint or "")
-    params = sum(p.numel() for p in lm.model.parameters()) / 1e6
-    return Check(name=name, ok=True, required=required, detail=f"loaded {params:.0f}M parameters in {seconds:.1f} s")
+    return Check(name=name, ok=True, required=required, detail=f"loaded on the {lm.engine} engine in {seconds:.1f} s")
 
 
 def _local_stage_models(settings: Settings) -> list[str]:

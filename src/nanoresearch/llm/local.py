@@ -5,9 +5,12 @@ wheel. transformers can read GGUF but spends most of a minute de-quantizing and 
 tokenizer, so the first load converts it once into an ordinary HF folder under the cache dir and
 every later load reads that (well under a second). Any HF folder or other GGUF path works too.
 
-Decoding is our own loop over the KV cache rather than `generate()`: the same loop drives plain
-completion and schema-guided JSON decoding (`json_decoding.py`), which makes structured calls
-return schema-shaped JSON even from a 135M model.
+Decoding is our own loop over a "stepper" (push tokens, read the next-token logits, score a
+continuation) rather than `generate()`: the same loop drives plain completion and schema-guided
+JSON decoding (`json_decoding.py`), which makes structured calls return schema-shaped JSON even
+from a 135M model. Two engines implement the stepper: transformers on the fp32 weights, and
+llama.cpp on the GGUF itself (`llama_cpp_engine.py`), which decodes about 3x faster on a CPU
+because it reads a quarter of the bytes per token.
 """
 
 from __future__ import annotations
@@ -76,8 +79,9 @@ def resolve_source(spec: str) -> ModelSource:
 @dataclass
 class LoadedModel:
     tokenizer: Any
-    model: Any
+    model: Any  # a transformers model, or a llama_cpp.Llama for the llama_cpp engine
     stop_ids: set[int]
+    engine: str = "transformers"
     json_masks: Any = None  # token masks for JSON decoding, built on the first structured call
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,18 +90,40 @@ _loaded: dict[tuple[str, str], LoadedModel] = {}
 _load_lock = threading.Lock()
 
 
-def load_model(spec: str, cache_dir: Path, threads: int = 0) -> LoadedModel:
-    """Load (once per process) the model named by `spec`."""
+def load_model(spec: str, cache_dir: Path, threads: int = 0, engine: str = "transformers") -> LoadedModel:
+    """Load (once per process) the model named by `spec` on the chosen engine."""
     torch = _torch()
     if threads:
         torch.set_num_threads(threads)
     source = resolve_source(spec)
-    key = (str(source.folder), source.gguf_file or "")
+    engine = choose_engine(engine, source)
+    key = (str(source.folder), source.gguf_file or "", engine)
     with _load_lock:
         if key not in _loaded:
             folder = converted_folder(source, cache_dir) if source.gguf_file else source.folder
-            _loaded[key] = _load_hf_folder(folder)
+            if engine == "llama_cpp":
+                from nanoresearch.llm.llama_cpp_engine import load_llama
+
+                _loaded[key] = load_llama(source.folder / source.gguf_file, folder, threads)
+            else:
+                _loaded[key] = _load_hf_folder(folder)
         return _loaded[key]
+
+
+def choose_engine(engine: str, source: ModelSource) -> str:
+    has_llama = importlib.util.find_spec("llama_cpp") is not None
+    if engine == "auto":
+        return "llama_cpp" if source.gguf_file and has_llama else "transformers"
+    if engine == "llama_cpp" and not source.gguf_file:
+        raise ModelNotFoundError(
+            "the llama_cpp engine needs a .gguf model", hint="set local.engine = 'transformers' for HF folders"
+        )
+    if engine == "llama_cpp" and not has_llama:
+        raise MissingDependencyError(
+            "local.engine = 'llama_cpp' but llama-cpp-python is not installed",
+            hint="pip install 'nanoresearch[fast]' (compiles for a few minutes), or set local.engine = 'auto'",
+        )
+    return engine
 
 
 def converted_folder(source: ModelSource, cache_dir: Path) -> Path:
@@ -138,13 +164,23 @@ def _load_hf_folder(folder: Path) -> LoadedModel:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     model.eval()
+    return LoadedModel(tokenizer=tokenizer, model=model, stop_ids=stop_ids_of(folder, tokenizer))
+
+
+def stop_ids_of(folder: Path, tokenizer: Any) -> set[int]:
+    """Token ids that end a reply: EOS, the generation config's EOS list, and <|im_end|>."""
+    from transformers import GenerationConfig
+
     stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    configured = model.generation_config.eos_token_id
+    try:
+        configured = GenerationConfig.from_pretrained(folder).eos_token_id
+    except OSError:  # folders without generation_config.json
+        configured = None
     stop_ids |= set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
     if isinstance(end_of_turn, int) and end_of_turn != tokenizer.unk_token_id:
         stop_ids.add(end_of_turn)
-    return LoadedModel(tokenizer=tokenizer, model=model, stop_ids=stop_ids)
+    return stop_ids
 
 
 def prompt_ids(lm: LoadedModel, messages: list[Message]) -> list[int]:
@@ -156,8 +192,20 @@ def prompt_ids(lm: LoadedModel, messages: list[Message]) -> list[int]:
     return lm.tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def make_stepper(lm: LoadedModel, ids: list[int]) -> Any:
+    if lm.engine == "llama_cpp":
+        from nanoresearch.llm.llama_cpp_engine import LlamaCppStepper
+
+        return LlamaCppStepper(lm, ids)
+    return Stepper(lm, ids)
+
+
 class Stepper:
-    """Feeds tokens through the model one chunk at a time, keeping the KV cache."""
+    """Feeds tokens through a transformers model one chunk at a time, keeping the KV cache.
+
+    The contract both engines share: `push(ids)`, `logits` (next-token logits, a 1-D torch
+    tensor), `length`, and `score(ids)` (log-probability of a continuation, state unchanged).
+    """
 
     def __init__(self, lm: LoadedModel, ids: list[int]) -> None:
         from transformers import DynamicCache
@@ -227,24 +275,24 @@ def make_generator(seed: int | None) -> Any:
 
 def generate_text(lm: LoadedModel, ids: list[int], max_tokens: int, sampling: Sampling) -> tuple[list[int], str]:
     """Plain completion: (new token ids, finish reason)."""
-    stepper = Stepper(lm, ids)
+    stepper = make_stepper(lm, ids)
     generator = make_generator(sampling.seed)
     out: list[int] = []
-    while len(out) < max_tokens:
+    while True:
         logits = penalize_repeats(stepper.logits, out[-sampling.repetition_window :], sampling.repetition_penalty)
         token = pick_token(logits, sampling.temperature, generator)
         if token in lm.stop_ids:
             return out, "stop"
         out.append(token)
+        if len(out) >= max_tokens:
+            return out, "length"
         stepper.push([token])
-    return out, "length"
 
 
 class LocalProvider:
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
         self._cache_dir = settings.cache_dir
-        self._threads = settings.local.threads
         self._local = settings.local
 
     def sampling(self, request: LLMRequest) -> Sampling:
@@ -256,7 +304,7 @@ class LocalProvider:
         )
 
     def complete(self, request: LLMRequest) -> LLMResponse:
-        lm = load_model(request.model, self._cache_dir, self._threads)
+        lm = load_model(request.model, self._cache_dir, self._local.threads, self._local.engine)
         ids = prompt_ids(lm, request.messages)
         with lm.lock:  # one generation at a time per loaded model: the KV cache is not shared
             if request.json_schema is not None:

@@ -1,0 +1,68 @@
+"""The llama_cpp engine: our decoding loop on llama.cpp's forward pass over the GGUF file.
+
+Only the forward pass moves to llama.cpp; tokenization (the HF tokenizer of the converted
+folder), sampling, stop tokens and schema-guided JSON decoding stay ours, so both engines give
+the same interface and the same structured-output guarantees.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from nanoresearch.llm.local import LoadedModel, _torch, stop_ids_of
+
+CONTEXT_TOKENS = 4096
+
+
+def load_llama(gguf: Path, hf_folder: Path, threads: int) -> LoadedModel:
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
+
+    threads = threads or os.cpu_count() or 1
+    llama = Llama(model_path=str(gguf), n_ctx=CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads, verbose=False)
+    tokenizer = AutoTokenizer.from_pretrained(hf_folder)
+    return LoadedModel(tokenizer=tokenizer, model=llama, stop_ids=stop_ids_of(hf_folder, tokenizer), engine="llama_cpp")
+
+
+class LlamaCppStepper:
+    """The stepper contract of `local.Stepper` on a llama.cpp context.
+
+    The context is shared by the loaded model, so only one stepper may be alive per model; the
+    local provider's per-model lock guarantees that.
+    """
+
+    def __init__(self, lm: LoadedModel, ids: list[int]) -> None:
+        self.llama = lm.model
+        self.llama.reset()
+        self.length = 0
+        self.logits: Any = None
+        self.push(ids)
+
+    def push(self, ids: list[int]) -> None:
+        if self.llama.n_tokens + len(ids) > CONTEXT_TOKENS:
+            from nanoresearch.errors import LLMError
+
+            raise LLMError(f"prompt and reply exceed the local model's context of {CONTEXT_TOKENS} tokens")
+        self.llama.eval(ids)
+        self.length = self.llama.n_tokens
+        self.logits = self._last_logits()
+
+    def score(self, ids: list[int]) -> float:
+        """Log-probability of `ids` as the continuation here; leaves the state unchanged."""
+        total = float(self.logits.log_softmax(-1)[ids[0]])
+        if len(ids) > 1:
+            start = self.llama.n_tokens
+            for previous, following in zip(ids[:-1], ids[1:]):
+                self.llama.eval([previous])
+                total += float(self._last_logits().log_softmax(-1)[following])
+            self.llama._ctx.kv_cache_seq_rm(-1, start, -1)  # drop what scoring added
+            self.llama.n_tokens = start
+        return total
+
+    def _last_logits(self) -> Any:
+        import numpy as np
+
+        view = np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=(self.llama.n_vocab(),))
+        return _torch().from_numpy(view.copy())

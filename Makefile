@@ -12,6 +12,7 @@ demo: setup
 	$(BIN)/nanoresearch llm ask --provider local --max-tokens 120 "$(DEMO_PROMPT)"
 
 test: setup-dev
+	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
 
 setup: $(STAMPS)/setup

@@ -44,7 +44,7 @@ DEFAULT_PROMPT = (
 
 def llama_gguf_for(spec: str) -> tuple[Path | None, str]:
     """The GGUF file llama.cpp should load for our model spec, or (None, why not)."""
-    from nanoresearch.llm.local import DEFAULT_MODEL, _SMOLLM2_FILE, _SMOLLM2_PACKAGE
+    from nanoresearch.llm.local import _SMOLLM2_FILE, _SMOLLM2_PACKAGE, DEFAULT_MODEL
 
     if spec in ("", DEFAULT_MODEL):
         found = importlib.util.find_spec(_SMOLLM2_PACKAGE)  # does not import the package

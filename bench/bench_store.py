@@ -27,7 +27,6 @@ import hashlib
 import multiprocessing as mp
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time

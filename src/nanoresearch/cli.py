@@ -13,7 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from nanoresearch import __version__
-from nanoresearch.config import STAGES, Settings, init_config_file, load_settings, settings_as_toml
+from nanoresearch.config import (
+    STAGES,
+    Settings,
+    init_config_file,
+    load_settings,
+    settings_as_toml,
+)
 from nanoresearch.errors import NanoResearchError, UserError
 
 app = typer.Typer(

@@ -16,7 +16,11 @@ from typing import Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from nanoresearch.errors import ConfigError
 
@@ -129,7 +133,7 @@ def default_user() -> str:
         return "default"
 
 
-_toml_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("toml", default={})
+_toml_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("toml", default=None)
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -139,7 +143,7 @@ class _TomlSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return _toml_data.get()
+        return _toml_data.get() or {}
 
 
 class Settings(BaseSettings):

@@ -13,12 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from urllib.parse import urlparse
 
 from pydantic import BaseModel
 
 from nanoresearch.config import STAGES, Settings
 from nanoresearch.errors import NanoResearchError
+from nanoresearch.llm.provider import is_loopback_url
 
 APT = "apt-get install -y --no-install-recommends"
 
@@ -165,8 +165,7 @@ def check_endpoint(settings: Settings, name: str) -> Check:
     if importlib.util.find_spec(sdk) is None:
         return Check(name=label, ok=False, detail=f"the {sdk} SDK is not installed", hint=f"pip install 'nanoresearch[{sdk}]'")
     key = os.environ.get(endpoint.api_key_env or "", "")
-    loopback = (urlparse(endpoint.base_url or "").hostname or "") in ("localhost", "127.0.0.1", "::1")
-    if not key and not loopback:
+    if not key and not is_loopback_url(endpoint.base_url):
         return Check(name=label, ok=False, detail=f"not configured: {endpoint.api_key_env} is not set",
                      hint=f"export {endpoint.api_key_env}=... to use {endpoint.base_url}")
     url = (endpoint.base_url or "").rstrip("/") + ("/models" if endpoint.kind == "openai" else "/v1/models")

@@ -5,7 +5,12 @@ from pydantic import BaseModel, Field
 
 from helpers import ScriptedProvider
 from nanoresearch.config import load_settings
-from nanoresearch.errors import AuthError, ReplayMissError, StructuredOutputError, TransientLLMError
+from nanoresearch.errors import (
+    AuthError,
+    ReplayMissError,
+    StructuredOutputError,
+    TransientLLMError,
+)
 from nanoresearch.llm.client import LLM
 from nanoresearch.store import Store
 

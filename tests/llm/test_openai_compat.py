@@ -12,10 +12,21 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from servers import LlamaServer, ScriptedServer, llama_cpp_available, openai_chat, openai_error
+from servers import (
+    LlamaServer,
+    ScriptedServer,
+    llama_cpp_available,
+    openai_chat,
+    openai_error,
+)
 
 from nanoresearch.config import Settings, load_settings
-from nanoresearch.errors import AuthError, LLMTimeoutError, ModelNotFoundError, TransientLLMError
+from nanoresearch.errors import (
+    AuthError,
+    LLMTimeoutError,
+    ModelNotFoundError,
+    TransientLLMError,
+)
 from nanoresearch.llm.client import LLM
 from nanoresearch.store import Store
 

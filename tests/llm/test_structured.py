@@ -1,7 +1,13 @@
 import pytest
 
 from nanoresearch.errors import UserError
-from nanoresearch.llm.structured import InvalidOutput, check_schema, close_truncated_json, extract_json, parse
+from nanoresearch.llm.structured import (
+    InvalidOutput,
+    check_schema,
+    close_truncated_json,
+    extract_json,
+    parse,
+)
 
 SCHEMA = {
     "type": "object",

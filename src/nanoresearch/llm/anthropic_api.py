@@ -6,7 +6,11 @@ import json
 from typing import Any
 
 from nanoresearch.config import EndpointSettings
-from nanoresearch.errors import LLMTimeoutError, MissingDependencyError, TransientLLMError
+from nanoresearch.errors import (
+    LLMTimeoutError,
+    MissingDependencyError,
+    TransientLLMError,
+)
 from nanoresearch.llm.provider import (
     LLMRequest,
     LLMResponse,

@@ -14,13 +14,29 @@ import time
 from typing import Any
 
 from pydantic import BaseModel
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from nanoresearch.config import Settings
-from nanoresearch.errors import ReplayMissError, StructuredOutputError, TransientLLMError
+from nanoresearch.errors import (
+    ReplayMissError,
+    StructuredOutputError,
+    TransientLLMError,
+)
 from nanoresearch.llm import structured
 from nanoresearch.llm.pricing import call_cost
-from nanoresearch.llm.provider import LLMRequest, LLMResponse, Message, Provider, ProviderContext, create_provider
+from nanoresearch.llm.provider import (
+    LLMRequest,
+    LLMResponse,
+    Message,
+    Provider,
+    ProviderContext,
+    create_provider,
+)
 from nanoresearch.llm.replay import ReplayProvider, call_key, split_replay_endpoint
 from nanoresearch.store import Store
 from nanoresearch.store.models import LLMCall
@@ -58,7 +74,7 @@ class LLM:
 
     def provider(self, endpoint: str) -> Provider:
         if endpoint not in self._providers:
-            ctx = ProviderContext(self.settings, self.store, self.user_id)
+            ctx = ProviderContext(self.settings)
             self._providers[endpoint] = create_provider(endpoint, self.settings.endpoint(endpoint), ctx)
         return self._providers[endpoint]
 

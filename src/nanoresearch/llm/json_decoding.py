@@ -13,7 +13,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nanoresearch.llm.local import LoadedModel, Sampling, _torch, make_generator, make_stepper, penalize_repeats, pick_token
+from nanoresearch.llm.local import (
+    LoadedModel,
+    Sampling,
+    _torch,
+    make_generator,
+    make_stepper,
+    penalize_repeats,
+    pick_token,
+)
 from nanoresearch.llm.provider import LLMRequest
 
 DEFAULT_MAX_ITEMS = 8

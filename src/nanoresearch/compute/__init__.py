@@ -1,0 +1,1 @@
+"""Where trials run: executors behind one protocol, the sandbox, and the budget."""

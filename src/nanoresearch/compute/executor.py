@@ -1,0 +1,154 @@
+"""The executor plug point: submit / poll / wait / cancel / logs, and a registry by name.
+
+An executor runs one command in one working folder with requested resources and reports how it
+ended. It never decides whether a result is good (the task's evaluator does) but it does say *how*
+a job failed, as a failure label, because only the executor can tell an OOM kill from a crash.
+Executors only ever stop jobs they submitted themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from nanoresearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nanoresearch.config import Settings
+
+FailureLabel = Literal["crash", "timeout", "oom", "budget_overrun", "gate_miss", "illegal_edit", "infra"]
+
+
+class Resources(BaseModel):
+    """Generic resource names; each executor translates them (sbatch flags, rlimits, Ray options)."""
+
+    cpus: int = Field(1, ge=1)
+    gpus: int = Field(0, ge=0)
+    mem_gb: float = Field(2.0, gt=0)
+    time_s: int = Field(600, gt=0)  # wall-clock limit; SLURM's --time comes from this, never a default
+    max_file_mb: int = Field(512, gt=0)
+    max_processes: int = Field(256, gt=0)
+
+
+class JobSpec(BaseModel):
+    name: str
+    workdir: Path  # the only folder the job may write
+    command: str  # run by /bin/sh -c inside workdir
+    resources: Resources = Resources()
+    env: dict[str, str] = {}  # added to a cleared environment; secrets never belong here
+
+
+class JobState(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"  # non-zero exit
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    CANCELLED = "cancelled"
+    PREEMPTED = "preempted"
+    NODE_FAIL = "node_fail"
+    LOST = "lost"  # the executor can no longer find the job (daemon gone, record expired)
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobState.PENDING, JobState.RUNNING)
+
+
+FAILURE_OF_STATE: dict[JobState, FailureLabel | None] = {
+    JobState.COMPLETED: None,
+    JobState.FAILED: "crash",
+    JobState.TIMEOUT: "timeout",
+    JobState.OOM: "oom",
+    JobState.CANCELLED: "infra",
+    JobState.PREEMPTED: "infra",
+    JobState.NODE_FAIL: "infra",
+    JobState.LOST: "infra",
+}
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    state: JobState
+    exit_code: int | None = None
+    started_at: float | None = None  # unix seconds
+    ended_at: float | None = None
+    gpus: int = 0
+    cpus: int = 1
+    detail: str = ""  # why it ended, in words (signal, SLURM reason, …)
+
+    @property
+    def elapsed_s(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.ended_at or time.time()) - self.started_at
+
+    @property
+    def failure(self) -> FailureLabel | None:
+        return FAILURE_OF_STATE.get(self.state) if self.state.finished else None
+
+
+class Executor(Protocol):
+    name: str
+
+    def submit(self, spec: JobSpec) -> str: ...
+
+    def poll(self, job_id: str) -> JobStatus: ...
+
+    def wait(self, job_id: str, timeout_s: float | None = None) -> JobStatus: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def logs(self, job_id: str) -> str: ...
+
+
+def wait_by_polling(executor: Executor, job_id: str, timeout_s: float | None, interval_s: float = 0.2) -> JobStatus:
+    """`wait` for executors that can only poll."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        status = executor.poll(job_id)
+        if status.state.finished or (deadline is not None and time.monotonic() >= deadline):
+            return status
+        time.sleep(interval_s)
+
+
+def log_paths(workdir: Path) -> tuple[Path, Path]:
+    """Where a job's stdout and stderr go: beside the working copy, so the job cannot rewrite them."""
+    folder = workdir.parent / f"{workdir.name}.logs"
+    return folder / "stdout.log", folder / "stderr.log"
+
+
+ExecutorFactory = Callable[["Settings"], Executor]
+_REGISTRY: dict[str, ExecutorFactory] = {}
+
+
+def register(name: str) -> Callable[[ExecutorFactory], ExecutorFactory]:
+    def decorator(factory: ExecutorFactory) -> ExecutorFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def create_executor(name: str, settings: Settings) -> Executor:
+    _load_builtins()
+    try:
+        return _REGISTRY[name](settings)
+    except KeyError:
+        raise ConfigError(f"unknown executor {name!r}", hint=f"executors: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def _load_builtins() -> None:
+    import importlib
+
+    for module in ("local", "slurm", "ray_executor"):
+        try:
+            importlib.import_module(f"nanoresearch.compute.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"nanoresearch.compute.{module}":
+                raise

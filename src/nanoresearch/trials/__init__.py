@@ -1,0 +1,1 @@
+"""The closed trial loop: tasks, trials with lineage, legality, evaluation."""

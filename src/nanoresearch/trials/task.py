@@ -1,0 +1,153 @@
+"""A task: a folder with an editable recipe, a run command and an evaluator that owns the score.
+
+Layout of a task folder:
+
+    task.toml        what follows below
+    <recipe files>   the files trials may edit (globs in legality.editable)
+    <evaluator>      files listed in evaluator.files: read-only to trials, copied fresh per trial
+
+task.toml:
+
+    name = "digits-classifier"
+    description = "..."
+    command = "python train.py"            # the recipe, run in the trial's working copy
+
+    [score]
+    metric = "accuracy"                    # key in the evaluator's JSON output
+    direction = "maximize"                 # or "minimize"
+
+    [evaluator]
+    command = "python evaluate.py"         # runs after the recipe; prints one JSON object of metrics
+    files = ["evaluate.py"]
+
+    [legality]
+    editable = ["train.py"]                # globs; everything else in the folder is frozen
+    max_file_kb = 256
+    gates = [{ metric = "accuracy", min = 0.5 }]
+
+    [resources]                            # what one trial asks for
+    cpus = 1
+    gpus = 0
+    mem_gb = 2
+    time_s = 300
+
+    [knobs.EPOCHS]                         # env vars the recipe reads; the budget may turn them down
+    default = 20
+    min = 2
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nanoresearch.compute.executor import Resources
+from nanoresearch.errors import UserError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Score(Strict):
+    metric: str
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+    def better(self, candidate: float, incumbent: float | None) -> bool:
+        if incumbent is None:
+            return True
+        return candidate > incumbent if self.direction == "maximize" else candidate < incumbent
+
+
+class Evaluator(Strict):
+    command: str
+    files: list[str] = Field(min_length=1)
+    time_s: int = Field(120, gt=0)
+
+
+class Gate(Strict):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    def passes(self, metrics: dict[str, float]) -> bool:
+        value = metrics.get(self.metric)
+        if value is None:
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+class Legality(Strict):
+    editable: list[str] = Field(min_length=1)
+    max_file_kb: int = Field(256, gt=0)
+    gates: list[Gate] = []
+
+
+class Knob(Strict):
+    """A number the recipe reads from an environment variable, which downscaling may lower."""
+
+    default: float
+    min: float
+    cost_exponent: float = 1.0  # cost scales as (value / default) ** cost_exponent
+
+
+class Task(Strict):
+    name: str
+    description: str = ""
+    command: str
+    score: Score
+    evaluator: Evaluator
+    legality: Legality
+    resources: Resources = Resources()
+    knobs: dict[str, Knob] = {}
+    folder: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _evaluator_is_not_editable(self) -> Task:
+        from fnmatch import fnmatch
+
+        for name in self.evaluator.files:
+            if any(fnmatch(name, pattern) for pattern in self.legality.editable):
+                raise ValueError(f"evaluator file {name!r} matches an editable pattern; the evaluator must stay frozen")
+        return self
+
+
+def load_task(folder: Path | str) -> Task:
+    """Read and check a task folder; every problem is a UserError naming the file and field."""
+    folder = Path(folder).expanduser().resolve()
+    manifest = folder / "task.toml"
+    if not folder.is_dir():
+        raise UserError(f"task folder {folder} does not exist")
+    if not manifest.is_file():
+        raise UserError(f"{folder} is not a task folder: task.toml is missing", hint="see the task format in README")
+    try:
+        data = tomllib.loads(manifest.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{manifest}: not valid TOML: {exc}") from None
+    try:
+        task = Task.model_validate({**data, "folder": folder})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise UserError(f"{manifest}: `{where}`: {first['msg']}") from None
+    missing = [name for name in task.evaluator.files if not (folder / name).is_file()]
+    if missing:
+        raise UserError(f"{manifest}: evaluator file(s) not found in the task folder: {', '.join(missing)}")
+    if not editable_files(task):
+        raise UserError(f"{manifest}: no file in the folder matches legality.editable {task.legality.editable}")
+    return task
+
+
+def editable_files(task: Task) -> list[str]:
+    """Recipe files (relative paths) that trials may change."""
+    from fnmatch import fnmatch
+
+    found = []
+    for path in sorted(task.folder.rglob("*")):
+        relative = path.relative_to(task.folder).as_posix()
+        if path.is_file() and any(fnmatch(relative, pattern) for pattern in task.legality.editable):
+            found.append(relative)
+    return found

@@ -13,7 +13,7 @@ from typing import Any
 
 from nanoresearch.llm.local import LoadedModel, _torch, stop_ids_of
 
-CONTEXT_TOKENS = 4096
+CONTEXT_TOKENS = 8192  # SmolLM2 was trained with 8k positions
 
 
 def load_llama(gguf: Path, hf_folder: Path, threads: int) -> LoadedModel:

@@ -27,6 +27,7 @@ from nanoresearch.store.models import (
     RunStatus,
     Step,
     StepStatus,
+    Trial,
 )
 
 BUSY_TIMEOUT_MS = 30_000
@@ -218,6 +219,31 @@ class Store:
             )
         return [_llm_call(row) for row in rows]
 
+    # trials
+
+    def add_trial(self, trial: Trial) -> Trial:
+        with self.transaction() as conn:
+            placeholders = ", ".join("?" for _ in _TRIAL_COLUMNS)
+            trial_id = conn.execute(
+                f"INSERT INTO trials ({', '.join(_TRIAL_COLUMNS)}, created_at) VALUES ({placeholders}, ?)",
+                (*_trial_values(trial), now()),
+            ).lastrowid
+        return self.trial(trial_id)
+
+    def update_trial(self, trial: Trial) -> None:
+        assignments = ", ".join(f"{column} = ?" for column in _TRIAL_COLUMNS)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE trials SET {assignments} WHERE id = ?", (*_trial_values(trial), trial.id))
+
+    def trial(self, trial_id: int) -> Trial:
+        row = self._conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no trial {trial_id}", hint="`nanoresearch trials list` shows the trials")
+        return _trial(row)
+
+    def trials(self, run_id: str) -> list[Trial]:
+        return [_trial(r) for r in self._conn.execute("SELECT * FROM trials WHERE run_id = ? ORDER BY id", (run_id,))]
+
     # feedback and budget ledger
 
     def add_feedback(self, user_id: int, run_id: str, stage: str, action: FeedbackAction, text: str = "") -> int:
@@ -254,6 +280,28 @@ class Store:
                 "SELECT kind, SUM(amount) FROM ledger WHERE user_id = ? AND run_id = ? GROUP BY kind", (user_id, run_id)
             )
         return {kind: total for kind, total in rows}
+
+
+_TRIAL_COLUMNS = (
+    "run_id", "parent_id", "proposer", "hypothesis", "diff", "command", "resources_json", "knobs_json",
+    "executor", "job_id", "status", "kept", "score", "metrics_json", "failure", "detail", "logs_tail",
+    "workdir", "started_at", "ended_at",
+)
+
+
+def _trial_values(trial: Trial) -> tuple:
+    data = trial.model_dump()
+    for field in ("resources", "knobs", "metrics"):
+        data[f"{field}_json"] = json.dumps(data.pop(field))
+    data["kept"] = int(data["kept"])
+    return tuple(data[column] for column in _TRIAL_COLUMNS)
+
+
+def _trial(row: sqlite3.Row) -> Trial:
+    data = dict(row)
+    for field in ("resources", "knobs", "metrics"):
+        data[field] = json.loads(data.pop(f"{field}_json"))
+    return Trial(**data)
 
 
 def _run(row: sqlite3.Row) -> Run:

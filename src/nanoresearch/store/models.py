@@ -55,3 +55,31 @@ class Feedback(BaseModel):
     action: FeedbackAction
     text: str = ""
     created_at: str = ""
+
+
+TrialStatus = Literal["proposed", "running", "done", "failed"]
+
+
+class Trial(BaseModel):
+    id: int = 0
+    run_id: str
+    parent_id: int | None = None
+    proposer: str
+    hypothesis: str = ""
+    diff: str = ""
+    command: str
+    resources: dict[str, Any] = {}
+    knobs: dict[str, float] = {}
+    executor: str
+    job_id: str | None = None
+    status: TrialStatus = "proposed"
+    kept: bool = False
+    score: float | None = None
+    metrics: dict[str, float] = {}
+    failure: str | None = None
+    detail: str = ""
+    logs_tail: str = ""
+    workdir: str = ""
+    started_at: float | None = None
+    ended_at: float | None = None
+    created_at: str = ""

@@ -29,6 +29,7 @@ $(STAMPS)/setup-dev: pyproject.toml scripts/setup.sh
 bench: setup-dev
 	$(BIN)/python bench/bench_local_generation.py
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_sandbox.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV)

@@ -21,6 +21,7 @@ from nanoresearch.config import (
     settings_as_toml,
 )
 from nanoresearch.errors import NanoResearchError, UserError
+from nanoresearch.trials.cli import app as trials_app
 
 app = typer.Typer(
     name="nanoresearch",
@@ -32,9 +33,10 @@ config_app = typer.Typer(help="Show or create the configuration.", no_args_is_he
 llm_app = typer.Typer(help="Talk to a configured model directly.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(llm_app, name="llm")
+app.add_typer(trials_app, name="trials")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # paths in messages must stay copyable
 
 
 def _version(value: bool) -> None:

@@ -124,17 +124,14 @@ def check_tool(command: str, label: str, hint: str) -> Check:
 
 
 def check_bubblewrap() -> Check:
+    from nanoresearch.compute.sandbox import sandbox_status
+
+    status = sandbox_status()
     name = "sandbox (bubblewrap)"
-    if shutil.which("bwrap") is None:
-        return Check(name=name, ok=False, detail="bwrap not found: generated code would run with rlimits only",
+    if not status.sandboxed:
+        return Check(name=name, ok=False, detail=f"{status.problem}; generated code would run with {status.isolation} only",
                      hint=f"{APT} bubblewrap")
-    probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
-             "--die-with-parent", "--new-session", "true"]
-    result = subprocess.run(probe, capture_output=True, text=True, timeout=20)
-    if result.returncode != 0:
-        return Check(name=name, ok=False, detail=f"bwrap cannot create a sandbox: {result.stderr.strip()[:200]}",
-                     hint="enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root")
-    return Check(name=name, ok=True, detail="isolated sandbox works (no network, read-only root)")
+    return Check(name=name, ok=True, detail=f"{status.isolation} (no network, read-only root)")
 
 
 def check_slurm() -> Check:

@@ -75,7 +75,8 @@ class Spent(BaseModel):
 def spent(store: Store, user_id: int, run_id: str) -> Spent:
     ledger = store.spent(user_id, run_id)
     return Spent(
-        trials=len(store.trials(run_id)),
+        # Trials count once they ran or failed; the one being planned is still "proposed".
+        trials=sum(1 for t in store.trials(run_id) if t.status != "proposed"),
         wall_s=ledger.get("wall_s", 0.0),
         cpu_hours=ledger.get("cpu_hours", 0.0),
         gpu_hours=ledger.get("gpu_hours", 0.0),
@@ -162,7 +163,9 @@ def _capped(plan: TrialPlan, remaining: dict[str, float]) -> TrialPlan:
         caps.append(remaining["cpu_hours"] * 3600 / resources.cpus)
     if "gpu_hours" in remaining and resources.gpus:
         caps.append(remaining["gpu_hours"] * 3600 / resources.gpus)
-    cap = math.floor(min(caps, default=math.inf))
+    if not caps:
+        return plan
+    cap = math.floor(min(caps))
     if cap < 1:
         return plan.model_copy(update={"fits": False, "reason": "no wall, CPU or GPU time is left"})
     if cap < resources.time_s:

@@ -21,6 +21,8 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,8 +145,9 @@ def converted_folder(source: ModelSource, cache_dir: Path) -> Path:
     torch = _torch()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source.folder, gguf_file=source.gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(source.folder, gguf_file=source.gguf_file, dtype=torch.float32)
+    with _quiet_tqdm():  # transformers' GGUF reader draws its own progress bars
+        tokenizer = AutoTokenizer.from_pretrained(source.folder, gguf_file=source.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(source.folder, gguf_file=source.gguf_file, dtype=torch.float32)
     # The weights are de-quantized to fp32 now; saving them as GGUF-quantized would fail.
     model.config.quantization_config = None
     del model.config.quantization_config
@@ -161,6 +164,19 @@ def converted_folder(source: ModelSource, cache_dir: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+@contextmanager
+def _quiet_tqdm() -> Iterator[None]:
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = previous
 
 
 def _load_hf_folder(folder: Path) -> LoadedModel:

@@ -34,6 +34,10 @@ task.toml:
     [knobs.EPOCHS]                         # env vars the recipe reads; the budget may turn them down
     default = 20
     min = 2
+
+    [specialists.optimizer]                # optional: proposers that own part of the recipe
+    files = ["train.py"]
+    focus = "learning rate, schedule, epochs"
 """
 
 from __future__ import annotations
@@ -94,6 +98,13 @@ class Knob(Strict):
     cost_exponent: float = 1.0  # cost scales as (value / default) ** cost_exponent
 
 
+class SpecialistSpec(Strict):
+    """A proposer that owns part of the recipe (e.g. the optimiser, the architecture)."""
+
+    files: list[str] = Field(min_length=1)
+    focus: str
+
+
 class Task(Strict):
     name: str
     description: str = ""
@@ -103,7 +114,11 @@ class Task(Strict):
     legality: Legality
     resources: Resources = Resources()
     knobs: dict[str, Knob] = {}
+    specialists: dict[str, SpecialistSpec] = {}
     folder: Path = Field(default=Path("."), exclude=True)
+
+    def metric_text(self) -> str:
+        return f"{self.score.metric} ({self.score.direction}) on {self.name}"
 
     @model_validator(mode="after")
     def _evaluator_is_not_editable(self) -> Task:
@@ -112,6 +127,10 @@ class Task(Strict):
         for name in self.evaluator.files:
             if any(fnmatch(name, pattern) for pattern in self.legality.editable):
                 raise ValueError(f"evaluator file {name!r} matches an editable pattern; the evaluator must stay frozen")
+        for name, specialist in self.specialists.items():
+            for file in specialist.files:
+                if not any(fnmatch(file, pattern) for pattern in self.legality.editable):
+                    raise ValueError(f"specialist {name!r} owns {file!r}, which legality.editable does not allow")
         return self
 
 

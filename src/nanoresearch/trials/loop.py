@@ -1,0 +1,266 @@
+"""The closed trial loop: propose, apply, check, run, evaluate, keep or revert, repeat.
+
+Every trial is recorded before it runs and updated as it goes, so an interrupted loop loses
+nothing: `resume()` marks what was left running and continues from the lineage in the store.
+Each trial runs in its own working copy (task files + its parent's snapshot + its edit); the
+evaluator runs afterwards from a fresh copy of the task's evaluator files, so trial code can
+neither see nor change how it is scored.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from functools import partial
+from itertools import cycle
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from nanoresearch.compute.budget import Budget, Spent, TrialPlan, charge_trial, left, plan_trial, spent
+from nanoresearch.compute.executor import Executor, JobSpec, JobState
+from nanoresearch.compute.sandbox import run_sandboxed
+from nanoresearch.errors import LLMError
+from nanoresearch.llm.client import LLM
+from nanoresearch.store import Store
+from nanoresearch.store.models import Trial
+from nanoresearch.trials import lineage
+from nanoresearch.trials.evaluate import run_evaluator
+from nanoresearch.trials.legality import check_edit, make_diff, restore, snapshot
+from nanoresearch.trials.proposals import (
+    EditError,
+    Proposal,
+    Specialist,
+    apply_edits,
+    editable_lines,
+    numbered,
+    proposal_prompt,
+    proposal_schema,
+    repair_prompt,
+)
+from nanoresearch.trials.task import Task, editable_files
+
+LOG_TAIL = 4000
+
+
+class LoopSettings(BaseModel):
+    parallel: int = Field(1, ge=1, le=16)  # trials in flight at once
+    max_debug: int = Field(2, ge=0, le=10)  # repair attempts for a crashed edit
+    stage: str = "coding"  # whose model proposes edits
+
+
+class BudgetExhausted(Exception):
+    pass
+
+
+class TrialLoop:
+    def __init__(
+        self, task: Task, store: Store, llm: LLM, executor: Executor, run_id: str, user_id: int,
+        budget: Budget, workspace: Path, settings: LoopSettings | None = None,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        self.task, self.store, self.llm, self.executor = task, store, llm, executor
+        self.run_id, self.user_id, self.budget = run_id, user_id, budget
+        self.workspace = workspace
+        self.settings = settings or LoopSettings()
+        self.say = on_event or (lambda message: None)
+        self.files = editable_files(task)
+        self._specialists = cycle(specialists_for(task, self.files))
+
+    # the loop
+
+    def run(self) -> Trial | None:
+        self.recover_interrupted()
+        try:
+            if not self.trials():
+                self.run_batch([self.prepare(None, "baseline", "the task's recipe as given", [])])
+            while True:
+                self.run_batch([self.propose(next(self._specialists)) for _ in range(self.settings.parallel)])
+        except BudgetExhausted as stop:
+            self.say(f"stopping: {stop}")
+        return self.head()
+
+    def trials(self) -> list[Trial]:
+        return self.store.trials(self.run_id)
+
+    def head(self) -> Trial | None:
+        return lineage.head(self.trials(), self.task.score.direction)
+
+    def recover_interrupted(self) -> None:
+        """Trials left running by a process that died are cancelled and labelled, not lost."""
+        for trial in self.trials():
+            if trial.status in ("proposed", "running"):
+                if trial.job_id:
+                    self.executor.cancel(trial.job_id)
+                self.finish(trial, "infra", "the loop stopped before this trial finished; it was cancelled on resume")
+
+    # proposing
+
+    def propose(self, specialist: Specialist) -> Trial:
+        self.ensure_budget()
+        parent = self.head()
+        base = self.code_dir(parent)
+        prompt = proposal_prompt(
+            self.task_text(), numbered(base, specialist.files), lineage.results_table(self.trials()),
+            lineage.failures_text(self.trials()), self.budget_text(), specialist,
+        )
+        return self.ask_and_prepare(parent, specialist.name, prompt, specialist.files)
+
+    def ask_and_prepare(self, parent: Trial | None, proposer: str, prompt: str, files: list[str]) -> Trial:
+        schema = proposal_schema(editable_lines(self.code_dir(parent), files))
+        try:
+            reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema)
+            proposal = Proposal.model_validate(reply.parsed)
+        except LLMError as exc:
+            trial = self.store.add_trial(self.new_trial(parent, proposer, "(no valid proposal)"))
+            return self.finish(trial, "infra", f"the model gave no usable proposal: {exc.message}")
+        return self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
+
+    def prepare(self, parent: Trial | None, proposer: str, hypothesis: str, edits: list, files: list[str] | None = None) -> Trial:
+        trial = self.store.add_trial(self.new_trial(parent, proposer, hypothesis))
+        workdir = self.trial_dir(trial) / "work"
+        self.materialize(workdir, parent)
+        trial.workdir = str(workdir)
+        try:
+            touched = apply_edits(workdir, files or self.files, edits) if edits else []
+        except EditError as exc:
+            return self.finish(trial, "illegal_edit", str(exc))
+        trial.diff = make_diff(self.code_dir(parent), workdir, self.files)
+        snapshot(self.task, workdir, self.trial_dir(trial) / "snapshot")
+        problems = check_edit(self.task, touched, workdir)
+        if problems:
+            return self.finish(trial, "illegal_edit", "; ".join(problems))
+        self.store.update_trial(trial)
+        return trial
+
+    def new_trial(self, parent: Trial | None, proposer: str, hypothesis: str) -> Trial:
+        return Trial(
+            run_id=self.run_id, parent_id=parent.id if parent else None, proposer=proposer,
+            hypothesis=hypothesis, command=self.task.command, executor=self.executor.name,
+        )
+
+    # running
+
+    def run_batch(self, batch: list[Trial]) -> None:
+        """Start every runnable trial of the batch, then collect them; repair the ones that crashed."""
+        started = []
+        for trial in batch:
+            if trial.status == "proposed":
+                started.append((trial, self.start(trial)))
+        for trial, plan in started:
+            done = self.complete(trial, plan)
+            if done.failure == "crash":
+                self.debug(done)
+
+    def start(self, trial: Trial) -> TrialPlan:
+        plan = self.plan()
+        if not plan.fits:
+            self.finish(trial, "budget_overrun", f"not started: {plan.reason}")
+            raise BudgetExhausted(plan.reason)
+        if plan.reason:
+            self.say(f"trial {trial.id}: {plan.reason}")
+        spec = JobSpec(
+            name=f"{self.task.name}-t{trial.id}", workdir=Path(trial.workdir), command=self.task.command,
+            resources=plan.resources, env={name: _env_value(v) for name, v in plan.knobs.items()},
+        )
+        trial.job_id = self.executor.submit(spec)
+        trial.status, trial.resources, trial.knobs = "running", plan.resources.model_dump(), plan.knobs
+        self.store.update_trial(trial)
+        self.say(f"trial {trial.id} ({trial.proposer}) running: {_short(trial.hypothesis)}")
+        return plan
+
+    def complete(self, trial: Trial, plan: TrialPlan) -> Trial:
+        status = self.executor.wait(trial.job_id)
+        trial.started_at, trial.ended_at = status.started_at, status.ended_at
+        trial.logs_tail = self.executor.logs(trial.job_id)[-LOG_TAIL:]
+        charge_trial(self.store, self.user_id, self.run_id, trial.id, status.elapsed_s, status.cpus, status.gpus)
+        if status.failure:
+            label = "budget_overrun" if status.state == JobState.TIMEOUT and plan.capped_by_budget else status.failure
+            return self.finish(trial, label, status.detail or f"the job ended {status.state.value}")
+        # The evaluator runs sandboxed too, seeing the trial's folder read-only.
+        outcome = run_evaluator(self.task, Path(trial.workdir), partial(run_sandboxed, readonly=[Path(trial.workdir)]))
+        trial.metrics, trial.score = outcome.metrics, outcome.score
+        if outcome.failure:
+            return self.finish(trial, outcome.failure, outcome.detail)
+        best = self.head()
+        trial.kept = self.task.score.better(trial.score, best.score if best else None)
+        trial.status = "done"
+        self.store.update_trial(trial)
+        self.say(f"trial {trial.id}: {self.task.score.metric} = {trial.score:.4g} ({'kept' if trial.kept else 'reverted'})")
+        return trial
+
+    def debug(self, crashed: Trial) -> Trial:
+        """Ask for a repair of a crashed edit, as a child trial, a bounded number of times."""
+        attempts = 0
+        node = crashed
+        while node.failure == "crash" and node.parent_id is not None and attempts < self.settings.max_debug:
+            attempts += 1
+            prompt = repair_prompt(numbered(self.code_dir(node), self.files), node.logs_tail, node.failure, node.hypothesis)
+            node = self.ask_and_prepare(node, "debugger", prompt, self.files)
+            if node.status == "proposed":
+                node = self.complete(node, self.start(node))
+        return node
+
+    def finish(self, trial: Trial, failure: str, detail: str) -> Trial:
+        trial.status, trial.failure, trial.detail, trial.kept = "failed", failure, detail, False
+        self.store.update_trial(trial)
+        self.say(f"trial {trial.id} failed ({failure}): {_short(detail, 160)}")
+        return trial
+
+    # budget
+
+    def plan(self) -> TrialPlan:
+        elapsed = [t.ended_at - t.started_at for t in self.trials() if t.started_at and t.ended_at and not t.failure]
+        return plan_trial(self.task.resources, self.task.knobs, self.budget, self.used(), elapsed)
+
+    def used(self) -> Spent:
+        return spent(self.store, self.user_id, self.run_id)
+
+    def ensure_budget(self) -> None:
+        plan = self.plan()
+        if not plan.fits:
+            raise BudgetExhausted(plan.reason)
+
+    def budget_text(self) -> str:
+        remaining = left(self.budget, self.used())
+        return ", ".join(f"{unit}: {value:.4g}" for unit, value in remaining.items()) or "no limits"
+
+    # files
+
+    def trial_dir(self, trial: Trial) -> Path:
+        return self.workspace / "trials" / f"{trial.id:04d}"
+
+    def code_dir(self, trial: Trial | None) -> Path:
+        """Where a trial's editable files are (the task folder itself for the root)."""
+        return self.trial_dir(trial) / "snapshot" if trial else self.task.folder
+
+    def materialize(self, workdir: Path, parent: Trial | None) -> None:
+        """The task's files minus the evaluator's, with the parent's version of the recipe."""
+        frozen = set(self.task.evaluator.files) | {"task.toml"}
+        shutil.copytree(self.task.folder, workdir, ignore=lambda d, names: [n for n in names if _relative(self.task.folder, d, n) in frozen])
+        if parent is not None:
+            restore(self.task, self.code_dir(parent), workdir)
+
+    def task_text(self) -> str:
+        direction = "higher" if self.task.score.direction == "maximize" else "lower"
+        return f"{self.task.name}: {self.task.description}\nScore: {self.task.score.metric} ({direction} is better)."
+
+
+def specialists_for(task: Task, files: list[str]) -> list[Specialist]:
+    """The task's declared specialists, or one generalist owning every editable file."""
+    if task.specialists:
+        return [Specialist(name=name, files=s.files, focus=s.focus) for name, s in task.specialists.items()]
+    return [Specialist(name="generalist", files=files, focus="any change that could improve the score")]
+
+
+def _relative(root: Path, folder: str, name: str) -> str:
+    return (Path(folder) / name).relative_to(root).as_posix()
+
+
+def _env_value(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _short(text: str, width: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

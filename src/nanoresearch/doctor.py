@@ -142,7 +142,7 @@ def check_slurm() -> Check:
     ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
     if ping.returncode != 0 or "UP" not in ping.stdout:
         return Check(name=name, ok=False, detail="commands installed, but no slurmctld answers",
-                     hint="start munged, slurmctld and slurmd (see README, 'SLURM on one machine')")
+                     hint="for a one-machine cluster: scripts/slurm-local.sh start, then eval \"$(scripts/slurm-local.sh env)\"")
     return Check(name=name, ok=True, detail=ping.stdout.strip().splitlines()[0])
 
 

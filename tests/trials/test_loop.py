@@ -1,79 +1,15 @@
 """The closed loop end to end: real sandboxed processes, real evaluator, scripted proposals."""
 
-import json
-import textwrap
 from pathlib import Path
 
 import pytest
+from tiny import TINY_EVALUATOR, TINY_RECIPE, TINY_TASK, make_loop, proposal  # noqa: F401  (re-exported)
 
 from helpers import ScriptedProvider
 from nanoresearch.compute.budget import Budget, spent
-from nanoresearch.compute.executor import create_executor
-from nanoresearch.config import load_settings
-from nanoresearch.llm.client import LLM
-from nanoresearch.trials.loop import LoopSettings, TrialLoop
 from nanoresearch.trials.task import load_task
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
-
-TINY_RECIPE = textwrap.dedent(
-    """\
-    import json
-    VALUE = 1
-    print("working")
-    json.dump({"value": VALUE}, open("out.json", "w"))
-    """
-)
-TINY_EVALUATOR = textwrap.dedent(
-    """\
-    import json, os
-    folder = os.environ.get("NANORESEARCH_TRIAL_DIR", ".")
-    value = json.load(open(os.path.join(folder, "out.json")))["value"]
-    print(json.dumps({"score": float(value)}))
-    """
-)
-TINY_TASK = textwrap.dedent(
-    """\
-    name = "tiny"
-    description = "Make VALUE as large as possible."
-    command = "python train.py"
-    [score]
-    metric = "score"
-    [evaluator]
-    command = "python evaluate.py"
-    files = ["evaluate.py"]
-    [legality]
-    editable = ["train.py"]
-    gates = [{ metric = "score", min = 0 }]
-    [resources]
-    mem_gb = 1
-    time_s = 4
-    """
-)
-
-
-@pytest.fixture
-def tiny_task(tmp_path):
-    folder = tmp_path / "tiny-task"
-    folder.mkdir()
-    (folder / "task.toml").write_text(TINY_TASK)
-    (folder / "train.py").write_text(TINY_RECIPE)
-    (folder / "evaluate.py").write_text(TINY_EVALUATOR)
-    return load_task(folder)
-
-
-def proposal(hypothesis: str, *edits: tuple[str, str]) -> str:
-    return json.dumps({"hypothesis": hypothesis, "edits": [{"find": f, "replace": r} for f, r in edits]})
-
-
-def make_loop(store, task, provider, budget, tmp_path, **loop_settings):
-    settings = load_settings({"llm": {"replay": "off", "backoff_initial_s": 0}})
-    user = store.ensure_user("alice")
-    project = store.ensure_project(user, task.name)
-    run = store.create_run(f"run-{task.name}", project, "optimise", str(tmp_path / "ws"), {})
-    llm = LLM(settings, store, user, run_id=run.id, providers={"local": provider})
-    return TrialLoop(task, store, llm, create_executor("local", settings), run.id, user, budget,
-                     tmp_path / "ws", LoopSettings(**loop_settings))
 
 
 def test_improvements_are_kept_and_the_rest_reverted(store, tiny_task, tmp_path):

@@ -2,7 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_loop import TINY_EVALUATOR, TINY_RECIPE, TINY_TASK, proposal
+from tiny import proposal
 
 from helpers import ScriptedProvider, run_cli
 from nanoresearch.compute.budget import Budget
@@ -11,16 +11,6 @@ from nanoresearch.llm.client import LLM
 from nanoresearch.runs import new_run
 from nanoresearch.trials.loop import TrialLoop
 from nanoresearch.trials.task import load_task
-
-
-@pytest.fixture
-def tiny_folder(tmp_path):
-    folder = tmp_path / "tiny-task"
-    folder.mkdir()
-    (folder / "task.toml").write_text(TINY_TASK)
-    (folder / "train.py").write_text(TINY_RECIPE)
-    (folder / "evaluate.py").write_text(TINY_EVALUATOR)
-    return folder
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from nanoresearch.compute.budget import Budget, Spent, TrialPlan, charge_trial, left, plan_trial, spent
-from nanoresearch.compute.executor import Executor, JobSpec, JobState
+from nanoresearch.compute.executor import Executor, JobSpec, JobState, Resources
 from nanoresearch.compute.sandbox import run_sandboxed
-from nanoresearch.errors import LLMError
+from nanoresearch.errors import LLMError, NanoResearchError
 from nanoresearch.llm.client import LLM
 from nanoresearch.store import Store
 from nanoresearch.store.models import Trial
@@ -87,12 +87,28 @@ class TrialLoop:
         return lineage.head(self.trials(), self.task.score.direction)
 
     def recover_interrupted(self) -> None:
-        """Trials left running by a process that died are cancelled and labelled, not lost."""
+        """Trials left behind by a loop that died: re-attach to jobs still known, label the rest."""
         for trial in self.trials():
-            if trial.status in ("proposed", "running"):
+            if trial.status == "running" and trial.job_id and self.reattach(trial):
+                plan = TrialPlan(fits=True, resources=Resources(**trial.resources), knobs=trial.knobs)
+                self.complete(trial, plan)
+            elif trial.status in ("proposed", "running"):
                 if trial.job_id:
                     self.executor.cancel(trial.job_id)
                 self.finish(trial, "infra", "the loop stopped before this trial finished; it was cancelled on resume")
+
+    def reattach(self, trial: Trial) -> bool:
+        """Executors whose jobs outlive us (SLURM) can hand a job back to a new loop."""
+        attach = getattr(self.executor, "attach", None)
+        if attach is None:
+            return False
+        try:
+            attach(trial.job_id)
+        except NanoResearchError as exc:
+            self.say(f"trial {trial.id}: cannot re-attach to job {trial.job_id}: {exc.message}")
+            return False
+        self.say(f"trial {trial.id}: re-attached to job {trial.job_id}")
+        return True
 
     # proposing
 

@@ -294,7 +294,7 @@ class SlurmExecutor:
         self,
         partition: str = "debug",
         extra_args: Sequence[str] = (),
-        poll_interval_s: float = 2.0,
+        poll_interval_s: float = 0.5,  # one squeue call costs ~10 ms; a slow poll adds seconds per trial
         controller_grace_s: float = 60.0,
         command_timeout_s: float = 60.0,
     ) -> None:

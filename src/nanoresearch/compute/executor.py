@@ -144,11 +144,5 @@ def create_executor(name: str, settings: Settings) -> Executor:
 
 
 def _load_builtins() -> None:
-    import importlib
-
-    for module in ("local", "slurm", "ray_executor"):
-        try:
-            importlib.import_module(f"nanoresearch.compute.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"nanoresearch.compute.{module}":
-                raise
+    # Importing registers them; Ray itself is imported only when a Ray executor connects.
+    from nanoresearch.compute import local, ray_executor, slurm  # noqa: F401

@@ -174,12 +174,7 @@ class LocalExecutor:
 
     def logs(self, job_id: str) -> str:
         job = self._jobs.get(job_id)
-        if job is None:
-            return ""
-        parts = []
-        for label, path in zip(("stdout", "stderr"), log_paths(job.spec.workdir)):
-            parts.append(f"===== {label} (last {LOG_TAIL_LINES} lines) =====\n{_tail(path, LOG_TAIL_LINES)}")
-        return "\n".join(parts)
+        return format_logs(job.spec.workdir) if job else ""
 
     # --- the supervisor thread ---
 
@@ -298,7 +293,7 @@ class LocalExecutor:
         job.considered = True
         self._cond.notify_all()
 
-    def _kill_everything(self) -> None:
+    def kill_all(self) -> None:
         with self._cond:
             for job in self._active():
                 if job.state is JobState.RUNNING:
@@ -373,6 +368,14 @@ def _signal_of(code: int) -> int | None:
 def _note_in_log(job: _Job) -> None:
     with suppress(OSError), open(log_paths(job.spec.workdir)[1], "a") as err:
         err.write(f"\n[nanoresearch] {job.state.value}: {job.detail}\n")
+
+
+def format_logs(workdir: Path) -> str:
+    """The tails of a job's stdout and stderr under headers (what `logs()` returns)."""
+    parts = []
+    for label, path in zip(("stdout", "stderr"), log_paths(workdir)):
+        parts.append(f"===== {label} (last {LOG_TAIL_LINES} lines) =====\n{_tail(path, LOG_TAIL_LINES)}")
+    return "\n".join(parts)
 
 
 def _tail(path: Path, lines: int) -> str:

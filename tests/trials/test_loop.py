@@ -90,6 +90,13 @@ def test_unusable_model_output_is_an_infra_trial_not_a_crash_of_the_loop(store, 
     assert trial.failure == "infra" and "no usable proposal" in trial.detail
 
 
+def test_a_model_that_never_proposes_anything_usable_stops_the_loop(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(*["not json"] * 6)
+    loop = make_loop(store, tiny_task, provider, Budget(), tmp_path, max_stalled=2)
+    assert loop.run().proposer == "baseline"
+    assert [t.failure for t in store.trials(loop.run_id)] == [None, "infra", "infra"]
+
+
 def test_an_interrupted_trial_is_labelled_on_resume(store, tiny_task, tmp_path):
     loop = make_loop(store, tiny_task, ScriptedProvider(), Budget(trials=1), tmp_path)
     trial = loop.prepare(None, "baseline", "as given", [])

@@ -47,6 +47,9 @@ class LoopSettings(BaseModel):
     parallel: int = Field(1, ge=1, le=16)  # trials in flight at once
     max_debug: int = Field(2, ge=0, le=10)  # repair attempts for a crashed edit
     stage: str = "coding"  # whose model proposes edits
+    # Stop when this many trials in a row never ran (no usable proposal, illegal edit), so a
+    # model that cannot produce edits does not spin forever when the budget has no trial limit.
+    max_stalled: int = Field(5, ge=1)
 
 
 class BudgetExhausted(Exception):
@@ -74,14 +77,20 @@ class TrialLoop:
         try:
             if not self.trials():
                 self.run_batch([self.prepare(None, "baseline", "the task's recipe as given", [])])
-            while True:
+            while not self.stalled():
                 self.run_batch([self.propose(next(self._specialists)) for _ in range(self.settings.parallel)])
+            self.say(f"stopping: the last {self.settings.max_stalled} proposals produced nothing runnable")
         except BudgetExhausted as stop:
             self.say(f"stopping: {stop}")
         return self.head()
 
     def trials(self) -> list[Trial]:
         return self.store.trials(self.run_id)
+
+    def stalled(self) -> bool:
+        recent = self.trials()[-self.settings.max_stalled :]
+        never_ran = ("infra", "illegal_edit")
+        return len(recent) == self.settings.max_stalled and all(t.failure in never_ran and not t.job_id for t in recent)
 
     def head(self) -> Trial | None:
         return lineage.head(self.trials(), self.task.score.direction)

@@ -364,3 +364,16 @@ def test_registered_as_local(settings) -> None:
     executor = create_executor("local", settings)
     assert isinstance(executor, LocalExecutor) and executor.name == "local"
     assert executor.isolation
+
+
+def test_a_python_under_tmp_stays_visible_in_the_sandbox(tmp_path, monkeypatch):
+    """The sandbox's private /tmp must not hide the interpreter of a checkout living under /tmp."""
+    from nanoresearch.compute.sandbox import hidden_runtime
+
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [*sys.path, str(site), str(site / "nested")])
+    (site / "nested").mkdir()
+    assert str(tmp_path).startswith("/tmp/")
+    assert site.resolve() in hidden_runtime.__wrapped__()
+    assert (site / "nested").resolve() not in hidden_runtime.__wrapped__()  # covered by its parent

@@ -30,6 +30,7 @@ anything the user can and reach the network. That is logged as a warning once, a
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import os
@@ -245,7 +246,7 @@ def bwrap_args(
         args += ["--size", str(int(resources.mem_gb * GiB))]
     args += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
     args += ["--tmpfs", "/run"]
-    for folder in readonly:
+    for folder in [*hidden_runtime(), *readonly]:
         args += ["--ro-bind", str(Path(folder).resolve()), str(Path(folder).resolve())]
     args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     if gpu_ids:  # --dev /dev is a minimal /dev; CUDA needs the driver's device files
@@ -255,6 +256,17 @@ def bwrap_args(
     for name, value in env.items():
         args += ["--setenv", name, value]
     return args
+
+
+@functools.cache
+def hidden_runtime() -> tuple[Path, ...]:
+    """Folders of this Python (interpreter, packages, an editable source tree) that the private
+    /tmp and /run would hide: a checkout or virtualenv under /tmp must still run its jobs."""
+    candidates = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    candidates.add(Path(sys.executable).resolve().parent)
+    candidates |= {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
+    hidden = sorted(p for p in candidates if any(p.is_relative_to(root) for root in (Path("/tmp"), Path("/run"))))
+    return tuple(p for p in hidden if not any(p != other and p.is_relative_to(other) for other in hidden))
 
 
 def run_sandboxed(

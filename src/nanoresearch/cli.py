@@ -21,6 +21,8 @@ from nanoresearch.config import (
     settings_as_toml,
 )
 from nanoresearch.errors import NanoResearchError, UserError
+from nanoresearch.literature.cli import app as literature_app
+from nanoresearch.pipeline.cli import register as register_pipeline
 from nanoresearch.trials.cli import app as trials_app
 
 app = typer.Typer(
@@ -34,6 +36,8 @@ llm_app = typer.Typer(help="Talk to a configured model directly.", no_args_is_he
 app.add_typer(config_app, name="config")
 app.add_typer(llm_app, name="llm")
 app.add_typer(trials_app, name="trials")
+app.add_typer(literature_app, name="literature")
+register_pipeline(app)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # paths in messages must stay copyable

@@ -65,6 +65,19 @@ class StageModels(Section):
     planner: StageModel = StageModel()
 
 
+class PipelineSettings(Section):
+    """Shape of a research run; budgets come from the command line."""
+
+    papers: int = Field(8, ge=1, le=50)  # literature kept per run
+    evidence_papers: int = Field(4, ge=1, le=20)  # papers whose abstracts go into evidence extraction
+    hypotheses: int = Field(3, ge=1, le=8)
+    seeds: int = Field(3, ge=1, le=10)  # default seeds per run-matrix condition, when the task takes a seed
+    max_ablations: int = Field(3, ge=0, le=10)
+    review_rounds: int = Field(1, ge=0, le=5)  # revise-and-re-review rounds after the first review
+    section_max_tokens: int = Field(200, ge=32, le=4000)
+    compile_timeout_s: int = Field(180, ge=10)
+
+
 class Price(Section):
     """US dollars per million tokens."""
 
@@ -165,6 +178,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     local: LocalModelSettings = LocalModelSettings()
     slurm: SlurmSettings = SlurmSettings()
+    pipeline: PipelineSettings = PipelineSettings()
     prices: dict[str, Price] = Field(default_factory=default_prices)
 
     @field_validator("user")

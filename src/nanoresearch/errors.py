@@ -71,3 +71,7 @@ class StructuredOutputError(LLMError):
 
 class ReplayMissError(LLMError):
     """Replay-only mode was asked for a call that was never recorded."""
+
+
+class LiteratureError(NanoResearchError):
+    """A literature source failed, answered something unreadable, or a corpus file is unusable."""

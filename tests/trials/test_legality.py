@@ -38,7 +38,7 @@ GOOD_DIFF = "".join(
         ' # Knobs arrive as environment variables; the budget may pass a lowered value such as "4.0".',
         '-MAX_ITER = int(float(os.environ.get("MAX_ITER", "10")))',
         '+MAX_ITER = int(float(os.environ.get("MAX_ITER", "50")))',
-        " ",
+        ' SEED = int(os.environ.get("SEED", "0"))',
     )
 )
 

@@ -110,7 +110,7 @@ def test_digits_example_improves_with_a_real_recipe_edit(store, tmp_path):
     task = load_task(EXAMPLES / "digits-classifier")
     provider = ScriptedProvider(proposal(
         "the solver stops before converging; more iterations should raise accuracy",
-        ("    model = LogisticRegression(max_iter=MAX_ITER)", "    model = LogisticRegression(max_iter=MAX_ITER * 20)"),
+        ("    model = LogisticRegression(max_iter=MAX_ITER, random_state=SEED)", "    model = LogisticRegression(max_iter=MAX_ITER * 20, random_state=SEED)"),
     ))
     loop = make_loop(store, task, provider, Budget(trials=2, wall_s=300), tmp_path)
     best = loop.run()

@@ -19,7 +19,7 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 EPOCHS = int(float(os.environ.get("EPOCHS", "20")))
 HIDDEN = int(float(os.environ.get("HIDDEN", "8")))
 BATCH = 32
-SEED = 0
+SEED = int(os.environ.get("SEED", "0"))
 
 
 def standardise(train: np.ndarray, other: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -449,7 +449,7 @@ _LIVE_EXECUTORS: weakref.WeakSet[LocalExecutor] = weakref.WeakSet()
 @atexit.register
 def _kill_all_jobs() -> None:
     for executor in list(_LIVE_EXECUTORS):
-        executor._kill_everything()
+        executor.kill_all()
 
 
 @register("local")

@@ -55,6 +55,8 @@ class Completion(BaseModel):
     latency_s: float = 0.0
     replayed: bool = False
     attempts: int = 1  # 1 + number of repair rounds for structured calls
+    prompt_ids: list[int] | None = None  # exact token ids, from local models
+    output_ids: list[int] | None = None
 
 
 class LLM:
@@ -65,11 +67,15 @@ class LLM:
         user_id: int,
         run_id: str | None = None,
         providers: dict[str, Provider] | None = None,
+        replay_within_run: bool = False,
     ) -> None:
         self.settings = settings
         self.store = store
         self.user_id = user_id
         self.run_id = run_id
+        # A resumed run answers its own earlier calls from the store, so nothing paid is paid
+        # twice, without letting another run's recordings stand in for fresh calls.
+        self.replay_within_run = replay_within_run
         self._providers: dict[str, Provider] = dict(providers or {})
 
     def provider(self, endpoint: str) -> Provider:
@@ -145,13 +151,16 @@ class LLM:
     def _call(self, endpoint: str, stage: str, request: LLMRequest) -> Completion:
         endpoint, replay_only = split_replay_endpoint(endpoint, self.settings.stage(stage).endpoint)
         mode = "only" if replay_only else self.settings.llm.replay
+        if mode == "off" and self.replay_within_run and self.run_id:
+            mode = "prefer"
         if mode != "off":
+            scope = self.run_id if self.replay_within_run and mode == "prefer" else None
             try:
-                response = ReplayProvider(self.store, self.user_id, endpoint).complete(request)
+                response = ReplayProvider(self.store, self.user_id, endpoint, run_id=scope).complete(request)
                 return Completion(
                     text=response.text, provider=endpoint, model=request.model,
                     prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
-                    cost_usd=0.0, replayed=True,
+                    cost_usd=0.0, replayed=True, prompt_ids=response.prompt_ids, output_ids=response.output_ids,
                 )
             except ReplayMissError:
                 if mode == "only":
@@ -167,7 +176,7 @@ class LLM:
         return Completion(
             text=response.text, provider=endpoint, model=request.model,
             prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
-            cost_usd=cost, latency_s=latency,
+            cost_usd=cost, latency_s=latency, prompt_ids=response.prompt_ids, output_ids=response.output_ids,
         )
 
     def _with_retries(self, provider: Provider, request: LLMRequest) -> LLMResponse:
@@ -190,7 +199,7 @@ class LLM:
             model=request.model, request=json.loads(redact(request.model_dump_json(), secrets)),
             response_text=redact(response.text, secrets), finish_reason=response.finish_reason,
             prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
-            cost_usd=cost, latency_s=latency,
+            cost_usd=cost, latency_s=latency, prompt_ids=response.prompt_ids, output_ids=response.output_ids,
         )
         self.store.record_llm_call(call)
 

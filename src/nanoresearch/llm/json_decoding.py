@@ -63,12 +63,13 @@ def vocab_masks(lm: LoadedModel, size: int) -> VocabMasks:
     return lm.json_masks
 
 
-def generate_json(lm: LoadedModel, prompt: list[int], request: LLMRequest, sampling: Sampling) -> tuple[str, int, str]:
+def generate_json(lm: LoadedModel, prompt: list[int], request: LLMRequest, sampling: Sampling) -> tuple[str, list[int], str]:
+    """The JSON text and the token ids the model was fed as its output (forced and chosen alike)."""
     writer = JsonWriter(lm, prompt, request, sampling)
     writer.value(request.json_schema or {})
     writer.flush()
     finish = "length" if writer.used >= request.max_tokens else "stop"
-    return "".join(writer.parts), writer.used, finish
+    return "".join(writer.parts), writer.ids, finish
 
 
 class JsonWriter:
@@ -82,7 +83,7 @@ class JsonWriter:
         self.temperature = sampling.temperature
         self.generator = make_generator(sampling.seed)
         self.budget = request.max_tokens
-        self.used = 0
+        self.ids: list[int] = []  # the output as the model saw it, for training on it later
         self.parts: list[str] = []
         self.pending = ""
 
@@ -96,15 +97,19 @@ class JsonWriter:
             ids = self.lm.tokenizer(self.pending, add_special_tokens=False)["input_ids"]
             self.stepper.push(ids)
             self.parts.append(self.pending)
-            self.used += len(ids)
+            self.ids.extend(ids)
             self.pending = ""
 
     def emit(self, token: int) -> str:
         self.stepper.push([token])
-        self.used += 1
+        self.ids.append(token)
         text = self.masks.texts[token]
         self.parts.append(text)
         return text
+
+    @property
+    def used(self) -> int:
+        return len(self.ids)
 
     def left(self) -> int:
         return self.budget - self.used

@@ -332,11 +332,14 @@ class LocalProvider:
             if request.json_schema is not None:
                 from nanoresearch.llm.json_decoding import generate_json
 
-                text, used, finish = generate_json(lm, ids, request, self.sampling(request))
+                text, new_ids, finish = generate_json(lm, ids, request, self.sampling(request))
             else:
                 new_ids, finish = generate_text(lm, ids, request.max_tokens, self.sampling(request))
-                text, used = lm.tokenizer.decode(new_ids, skip_special_tokens=True), len(new_ids)
-        return LLMResponse(text=text, finish_reason=finish, prompt_tokens=len(ids), completion_tokens=used)
+                text = lm.tokenizer.decode(new_ids, skip_special_tokens=True)
+        return LLMResponse(
+            text=text, finish_reason=finish, prompt_tokens=len(ids), completion_tokens=len(new_ids),
+            prompt_ids=ids, output_ids=new_ids,
+        )
 
 
 @register("local")

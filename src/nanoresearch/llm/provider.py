@@ -57,6 +57,9 @@ class LLMResponse(BaseModel):
     finish_reason: str | None = None
     prompt_tokens: int = Field(0, ge=0)
     completion_tokens: int = Field(0, ge=0)
+    # Exact token ids, where the provider has them (local models): the policy trains on these.
+    prompt_ids: list[int] | None = None
+    output_ids: list[int] | None = None
 
 
 class Provider(Protocol):

@@ -44,15 +44,16 @@ def split_replay_endpoint(endpoint: str, default: str) -> tuple[str, bool]:
 
 
 class ReplayProvider:
-    def __init__(self, store: Store, user_id: int, replays: str) -> None:
+    def __init__(self, store: Store, user_id: int, replays: str, run_id: str | None = None) -> None:
         self.name = f"{PREFIX}:{replays}"
         self.store = store
         self.user_id = user_id
         self.replays = replays
+        self.run_id = run_id  # only this run's recordings, when given
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         key = call_key(self.replays, request)
-        recorded = self.store.find_llm_call(self.user_id, key)
+        recorded = self.store.find_llm_call(self.user_id, key, self.run_id)
         if recorded is None:
             last = request.messages[-1].content.replace("\n", " ")[:80] if request.messages else ""
             raise ReplayMissError(
@@ -65,4 +66,6 @@ class ReplayProvider:
             finish_reason=recorded.finish_reason,
             prompt_tokens=recorded.prompt_tokens,
             completion_tokens=recorded.completion_tokens,
+            prompt_ids=recorded.prompt_ids,
+            output_ids=recorded.output_ids,
         )

@@ -25,6 +25,7 @@ from nanoresearch.store.models import (
     LLMCall,
     Run,
     RunStatus,
+    StagePlanRecord,
     Step,
     StepStatus,
     Trial,
@@ -175,6 +176,11 @@ class Store:
                 (run_id, stage, step, status, json.dumps(payload or {}), stamp, stamp),
             )
 
+    def clear_steps(self, run_id: str, stage: str) -> None:
+        """Forget a stage's checkpoints so that it runs again (a redirect)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM steps WHERE run_id = ? AND stage = ?", (run_id, stage))
+
     def steps(self, run_id: str) -> list[Step]:
         rows = self._conn.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY id", (run_id,))
         return [
@@ -190,11 +196,13 @@ class Store:
         with self.transaction() as conn:
             call_id = conn.execute(
                 "INSERT INTO llm_calls (key, user_id, run_id, stage, provider, model, request_json,"
-                " response_text, finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_s, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " response_text, finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_s,"
+                " prompt_ids_json, output_ids_json, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (call.key, call.user_id, call.run_id, call.stage, call.provider, call.model,
                  json.dumps(call.request, sort_keys=True), call.response_text, call.finish_reason,
-                 call.prompt_tokens, call.completion_tokens, call.cost_usd, call.latency_s, now()),
+                 call.prompt_tokens, call.completion_tokens, call.cost_usd, call.latency_s,
+                 _json_or_null(call.prompt_ids), _json_or_null(call.output_ids), now()),
             ).lastrowid
             charges = [("tokens", call.prompt_tokens + call.completion_tokens)]
             if call.cost_usd:
@@ -203,11 +211,12 @@ class Store:
                 self._insert_charge(conn, call.user_id, call.run_id, kind, amount, f"llm_call:{call_id}")
             return call_id
 
-    def find_llm_call(self, user_id: int, key: str) -> LLMCall | None:
-        """The latest recording of this exact call by this user (never another user's)."""
-        row = self._conn.execute(
-            "SELECT * FROM llm_calls WHERE user_id = ? AND key = ? ORDER BY id DESC LIMIT 1", (user_id, key)
-        ).fetchone()
+    def find_llm_call(self, user_id: int, key: str, run_id: str | None = None) -> LLMCall | None:
+        """The latest recording of this exact call by this user (never another user's), in one run if given."""
+        sql, args = "SELECT * FROM llm_calls WHERE user_id = ? AND key = ?", [user_id, key]
+        if run_id is not None:
+            sql, args = sql + " AND run_id = ?", [*args, run_id]
+        row = self._conn.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
         return None if row is None else _llm_call(row)
 
     def llm_calls(self, user_id: int, run_id: str | None = None) -> list[LLMCall]:
@@ -246,19 +255,43 @@ class Store:
 
     # feedback and budget ledger
 
-    def add_feedback(self, user_id: int, run_id: str, stage: str, action: FeedbackAction, text: str = "") -> int:
+    # stage plans and feedback
+
+    def save_stage_plan(self, plan: StagePlanRecord) -> int:
+        """The planner's call for a stage; a stage re-planned after a redirect replaces its row."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM stage_plans WHERE run_id = ? AND stage = ?", (plan.run_id, plan.stage))
+            return conn.execute(
+                "INSERT INTO stage_plans (user_id, run_id, stage, provider, model, prompt_json, prompt_ids_json,"
+                " output_text, output_ids_json, plan_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (plan.user_id, plan.run_id, plan.stage, plan.provider, plan.model, json.dumps(plan.prompt),
+                 _json_or_null(plan.prompt_ids), plan.output_text, _json_or_null(plan.output_ids),
+                 json.dumps(plan.plan), now()),
+            ).lastrowid
+
+    def stage_plans(self, user_id: int, run_id: str | None = None) -> list[StagePlanRecord]:
+        sql, args = "SELECT * FROM stage_plans WHERE user_id = ?", [user_id]
+        if run_id is not None:
+            sql, args = sql + " AND run_id = ?", [*args, run_id]
+        return [_stage_plan(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+
+    def add_feedback(
+        self, user_id: int, run_id: str, stage: str, action: FeedbackAction, text: str = "", plan_id: int | None = None
+    ) -> int:
         with self.transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO feedback (user_id, run_id, stage, action, text, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, run_id, stage, action, text, now()),
+                "INSERT INTO feedback (user_id, run_id, stage, action, text, plan_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, run_id, stage, action, text, plan_id, now()),
             )
             return cursor.lastrowid
 
-    def feedback(self, user_id: int, run_id: str) -> list[Feedback]:
-        rows = self._conn.execute(
-            "SELECT * FROM feedback WHERE user_id = ? AND run_id = ? ORDER BY id", (user_id, run_id)
-        )
-        return [Feedback(**{k: r[k] for k in ("user_id", "run_id", "stage", "action", "text", "created_at")}) for r in rows]
+    def feedback(self, user_id: int, run_id: str | None = None) -> list[Feedback]:
+        sql, args = "SELECT * FROM feedback WHERE user_id = ?", [user_id]
+        if run_id is not None:
+            sql, args = sql + " AND run_id = ?", [*args, run_id]
+        fields = ("id", "user_id", "run_id", "stage", "action", "text", "plan_id", "created_at")
+        return [Feedback(**{k: r[k] for k in fields}) for r in self._conn.execute(sql + " ORDER BY id", args)]
 
     def charge(self, user_id: int, run_id: str | None, kind: LedgerKind, amount: float, source: str) -> None:
         with self.transaction() as conn:
@@ -319,4 +352,22 @@ def _llm_call(row: sqlite3.Row) -> LLMCall:
         response_text=row["response_text"], finish_reason=row["finish_reason"],
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         cost_usd=row["cost_usd"], latency_s=row["latency_s"],
+        prompt_ids=_json_or_none(row["prompt_ids_json"]), output_ids=_json_or_none(row["output_ids_json"]),
     )
+
+
+def _stage_plan(row: sqlite3.Row) -> StagePlanRecord:
+    return StagePlanRecord(
+        id=row["id"], user_id=row["user_id"], run_id=row["run_id"], stage=row["stage"], provider=row["provider"],
+        model=row["model"], prompt=json.loads(row["prompt_json"]), prompt_ids=_json_or_none(row["prompt_ids_json"]),
+        output_text=row["output_text"], output_ids=_json_or_none(row["output_ids_json"]),
+        plan=json.loads(row["plan_json"]), created_at=row["created_at"],
+    )
+
+
+def _json_or_null(value: object) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _json_or_none(text: str | None) -> object:
+    return None if text is None else json.loads(text)

@@ -46,14 +46,35 @@ class LLMCall(BaseModel):
     completion_tokens: int = 0
     cost_usd: float | None = None
     latency_s: float = 0.0
+    prompt_ids: list[int] | None = None
+    output_ids: list[int] | None = None
 
 
 class Feedback(BaseModel):
+    id: int = 0
     user_id: int
     run_id: str
     stage: str
     action: FeedbackAction
     text: str = ""
+    plan_id: int | None = None  # the stage plan this judges: with it, a training triple for the policy
+    created_at: str = ""
+
+
+class StagePlanRecord(BaseModel):
+    """One planner call: the exact prompt and output (with token ids when local) and the parsed plan."""
+
+    id: int = 0
+    user_id: int
+    run_id: str
+    stage: str
+    provider: str
+    model: str
+    prompt: list[dict[str, Any]]
+    prompt_ids: list[int] | None = None
+    output_text: str
+    output_ids: list[int] | None = None
+    plan: dict[str, Any] = {}
     created_at: str = ""
 
 

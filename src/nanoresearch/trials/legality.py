@@ -78,6 +78,11 @@ def apply_diff(workdir: Path, diff_text: str) -> list[str]:
     return touched
 
 
+def revert_diff(workdir: Path, diff_text: str) -> None:
+    """Undo one of our own recorded diffs in a working copy (an ablation); DiffError when it no longer applies."""
+    _git(["apply", "-R", *_apply_flags(diff_text)], Path(workdir).resolve(), diff_text)
+
+
 def _header_problems(diff_text: str) -> list[str]:
     """Absolute or escaping paths, binary patches and symlinks, read from the diff's header lines."""
     problems: list[str] = []

@@ -26,7 +26,7 @@ from nanoresearch.store import Store
 from nanoresearch.store.models import Trial
 from nanoresearch.trials import lineage
 from nanoresearch.trials.evaluate import run_evaluator
-from nanoresearch.trials.legality import check_edit, make_diff, restore, snapshot
+from nanoresearch.trials.legality import DiffError, check_edit, make_diff, restore, revert_diff, snapshot
 from nanoresearch.trials.proposals import (
     EditError,
     Proposal,
@@ -50,6 +50,7 @@ class LoopSettings(BaseModel):
     # Stop when this many trials in a row never ran (no usable proposal, illegal edit), so a
     # model that cannot produce edits does not spin forever when the budget has no trial limit.
     max_stalled: int = Field(5, ge=1)
+    env: dict[str, str] = {}  # given to every trial (e.g. a fixed seed), under any per-trial values
 
 
 class BudgetExhausted(Exception):
@@ -132,6 +133,8 @@ class TrialLoop:
         return self.ask_and_prepare(parent, specialist.name, prompt, specialist.files)
 
     def ask_and_prepare(self, parent: Trial | None, proposer: str, prompt: str, files: list[str]) -> Trial:
+        # Logs quote absolute paths; without them the prompt, and so a recorded run, is the same on any machine.
+        prompt = prompt.replace(str(self.workspace), "<run>").replace(str(self.task.folder), "<task>")
         schema = proposal_schema(editable_lines(self.code_dir(parent), files))
         try:
             reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema)
@@ -158,6 +161,27 @@ class TrialLoop:
         self.store.update_trial(trial)
         return trial
 
+    def run_variant(
+        self, parent: Trial | None, proposer: str, hypothesis: str, env: dict[str, str], revert: str = ""
+    ) -> Trial:
+        """A run-matrix cell: the parent's recipe run again (optionally with one of its recorded
+        edits reverted, an ablation) under extra environment such as a seed. It is recorded and
+        charged like any trial but never kept, so it never becomes the head."""
+        self.ensure_budget()
+        trial = self.prepare(parent, proposer, hypothesis, [])
+        if revert and trial.status == "proposed":
+            workdir = Path(trial.workdir)
+            try:
+                revert_diff(workdir, revert)
+            except DiffError as exc:
+                return self.finish(trial, "illegal_edit", f"cannot revert the component: {exc.message}")
+            trial.diff = make_diff(self.code_dir(parent), workdir, self.files)
+            snapshot(self.task, workdir, self.trial_dir(trial) / "snapshot")
+            self.store.update_trial(trial)
+        if trial.status != "proposed":
+            return trial
+        return self.complete(trial, self.start(trial, env), keep=False)
+
     def new_trial(self, parent: Trial | None, proposer: str, hypothesis: str) -> Trial:
         return Trial(
             run_id=self.run_id, parent_id=parent.id if parent else None, proposer=proposer,
@@ -177,7 +201,7 @@ class TrialLoop:
             if done.failure == "crash":
                 self.debug(done)
 
-    def start(self, trial: Trial) -> TrialPlan:
+    def start(self, trial: Trial, extra_env: dict[str, str] | None = None) -> TrialPlan:
         plan = self.plan()
         if not plan.fits:
             self.finish(trial, "budget_overrun", f"not started: {plan.reason}")
@@ -186,7 +210,7 @@ class TrialLoop:
             self.say(f"trial {trial.id}: {plan.reason}")
         spec = JobSpec(
             name=f"{self.task.name}-t{trial.id}", workdir=Path(trial.workdir), command=self.task.command,
-            resources=plan.resources, env={name: _env_value(v) for name, v in plan.knobs.items()},
+            resources=plan.resources, env={**self.settings.env, **{name: _env_value(v) for name, v in plan.knobs.items()}, **(extra_env or {})},
         )
         trial.job_id = self.executor.submit(spec)
         trial.status, trial.resources, trial.knobs = "running", plan.resources.model_dump(), plan.knobs
@@ -194,7 +218,7 @@ class TrialLoop:
         self.say(f"trial {trial.id} ({trial.proposer}) running: {_short(trial.hypothesis)}")
         return plan
 
-    def complete(self, trial: Trial, plan: TrialPlan) -> Trial:
+    def complete(self, trial: Trial, plan: TrialPlan, keep: bool = True) -> Trial:
         status = self.executor.wait(trial.job_id)
         trial.started_at, trial.ended_at = status.started_at, status.ended_at
         trial.logs_tail = self.executor.logs(trial.job_id)[-LOG_TAIL:]
@@ -208,10 +232,11 @@ class TrialLoop:
         if outcome.failure:
             return self.finish(trial, outcome.failure, outcome.detail)
         best = self.head()
-        trial.kept = self.task.score.better(trial.score, best.score if best else None)
+        trial.kept = keep and self.task.score.better(trial.score, best.score if best else None)
         trial.status = "done"
         self.store.update_trial(trial)
-        self.say(f"trial {trial.id}: {self.task.score.metric} = {trial.score:.4g} ({'kept' if trial.kept else 'reverted'})")
+        verdict = ("kept" if trial.kept else "reverted") if keep else "recorded"
+        self.say(f"trial {trial.id}: {self.task.score.metric} = {trial.score:.4g} ({verdict})")
         return trial
 
     def debug(self, crashed: Trial) -> Trial:

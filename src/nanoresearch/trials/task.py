@@ -11,6 +11,7 @@ task.toml:
     name = "digits-classifier"
     description = "..."
     command = "python train.py"            # the recipe, run in the trial's working copy
+    seed_env = "SEED"                      # optional: env var the recipe seeds its randomness from
 
     [score]
     metric = "accuracy"                    # key in the evaluator's JSON output
@@ -109,6 +110,7 @@ class Task(Strict):
     name: str
     description: str = ""
     command: str
+    seed_env: str | None = None  # the run matrix repeats conditions over seeds through this env var
     score: Score
     evaluator: Evaluator
     legality: Legality

@@ -1,0 +1,1 @@
+"""What NanoResearch knows across runs: embeddings now; skills and memory build on them."""

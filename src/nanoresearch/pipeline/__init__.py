@@ -1,0 +1,1 @@
+"""The research pipeline: ideation → planning → experiment → analysis → figures → writing → review."""

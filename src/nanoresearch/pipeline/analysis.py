@@ -1,0 +1,259 @@
+"""Statistics of the experiment, computed by code from the trials that ran; the LLM never does arithmetic here.
+
+The closed loop gives the learning curve. The run matrix (each condition re-run over several seeds) gives the
+conditions and their comparisons. A failed seed is reported by its label and never contributes a number.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+from scipy import stats
+
+from nanoresearch.errors import UserError
+from nanoresearch.pipeline.results import Comparison, Condition, Results, TrialPoint
+from nanoresearch.store.models import Trial
+from nanoresearch.trials.lineage import head
+
+ConditionKind = Literal["baseline", "proposed", "ablation"]
+
+ALPHA = 0.05
+WELCH = "Welch t-test"
+NO_TEST_SMALL_N = "n < 2"
+NO_TEST_ZERO_VARIANCE = "zero variance: identical scores across seeds"
+
+
+class MatrixCell(BaseModel):
+    """One (condition, seed) cell of the run matrix, with the trial row it produced."""
+
+    condition: str
+    kind: ConditionKind
+    description: str = ""
+    seed: int
+    trial: Trial
+
+
+def succeeded(trial: Trial) -> bool:
+    # A missed gate still carries a score, so the failure label decides, not the score.
+    return trial.failure is None and trial.score is not None
+
+
+def failure_label(cell: MatrixCell) -> str:
+    reason = cell.trial.failure or "no score"
+    return f"seed {cell.seed} (trial {cell.trial.id}): {reason}"
+
+
+def summarise(name: str, kind: ConditionKind, description: str, cells: list[MatrixCell], metric: str) -> Condition:
+    """Mean, sample std and 95% t-interval of the primary metric over the seeds that succeeded.
+
+    `metric` names the primary metric (the trials' `score`); it is recorded alongside the others in `metrics`.
+    """
+    good = [c for c in cells if succeeded(c.trial)]
+    scores = [float(c.trial.score) for c in good]
+    mean, std, ci95 = describe(scores)
+    return Condition(
+        name=name,
+        kind=kind,
+        description=description,
+        trial_ids=[c.trial.id for c in good],
+        seeds=[c.seed for c in good],
+        scores=scores,
+        metrics=metric_values(good, metric),
+        failures=[failure_label(c) for c in cells if not succeeded(c.trial)],
+        n=len(scores),
+        mean=mean,
+        std=std,
+        ci95=ci95,
+    )
+
+
+def describe(scores: list[float]) -> tuple[float | None, float | None, tuple[float, float] | None]:
+    if not scores:
+        return None, None, None
+    mean = statistics.fmean(scores)
+    if len(scores) == 1:
+        return mean, 0.0, None
+    std = statistics.stdev(scores)  # ddof=1
+    half_width = stats.t.ppf(1 - ALPHA / 2, df=len(scores) - 1) * std / math.sqrt(len(scores))
+    return mean, std, (mean - half_width, mean + half_width)
+
+
+def metric_values(cells: list[MatrixCell], primary: str) -> dict[str, list[float]]:
+    """Every metric the evaluator reported, in seed order; a metric missing from a seed is skipped, not filled."""
+    values: dict[str, list[float]] = {primary: [float(c.trial.score) for c in cells]}
+    for cell in cells:
+        for key, value in cell.trial.metrics.items():
+            if key != primary:
+                values.setdefault(key, []).append(float(value))
+    return values
+
+
+def compare(a: Condition, b: Condition) -> Comparison:
+    """`a` against `b` with Welch's t-test on the per-seed scores, when a test is possible at all."""
+    missing = without_mean(a, b)
+    if missing:
+        raise ValueError(f"cannot compare {a.name!r} with {b.name!r}: {missing!r} has no successful seed")
+    difference = a.mean - b.mean
+    reason = untestable_reason(a, b)
+    if reason:
+        return Comparison(a=a.name, b=b.name, difference=difference, test=reason)
+    with warnings.catch_warnings():
+        # scipy warns of "precision loss" when one group is constant; Welch's test is well defined then.
+        warnings.filterwarnings("ignore", message="Precision loss", category=RuntimeWarning)
+        result = stats.ttest_ind(a.scores, b.scores, equal_var=False)
+    p_value = float(result.pvalue)
+    return Comparison(
+        a=a.name,
+        b=b.name,
+        difference=difference,
+        test=WELCH,
+        statistic=float(result.statistic),
+        p_value=p_value,
+        significant=p_value < ALPHA,
+    )
+
+
+def without_mean(a: Condition, b: Condition) -> str | None:
+    """The name of the first of the two conditions that has no mean (no successful seed), if any."""
+    return next((c.name for c in (a, b) if c.mean is None), None)
+
+
+def untestable_reason(a: Condition, b: Condition) -> str | None:
+    if a.n < 2 or b.n < 2:
+        return NO_TEST_SMALL_N
+    # With one variance zero Welch still works; with both zero the statistic is undefined.
+    if a.std == 0 and b.std == 0:
+        return NO_TEST_ZERO_VARIANCE
+    return None
+
+
+def analyse(
+    run_id: str,
+    task_name: str,
+    metric: str,
+    direction: Literal["maximize", "minimize"],
+    loop_trials: list[Trial],
+    cells: list[MatrixCell],
+) -> Results:
+    """results.json from the closed loop's trials and the run matrix's cells."""
+    trials = sorted(loop_trials, key=lambda t: t.id)
+    best = head(trials, direction)
+    conditions = build_conditions(cells, metric)
+    comparisons, skipped = build_comparisons(conditions)
+    return Results(
+        run_id=run_id,
+        task=task_name,
+        metric=metric,
+        direction=direction,
+        success=any(succeeded(t) for t in trials),
+        best_trial_id=best.id if best else None,
+        trials=[trial_point(t) for t in trials],
+        conditions=conditions,
+        comparisons=comparisons,
+        notes=loop_notes(trials, best) + condition_notes(conditions) + skipped,
+    )
+
+
+def trial_point(trial: Trial) -> TrialPoint:
+    elapsed = trial.ended_at - trial.started_at if trial.started_at is not None and trial.ended_at is not None else None
+    return TrialPoint(
+        id=trial.id,
+        parent_id=trial.parent_id,
+        proposer=trial.proposer,
+        hypothesis=trial.hypothesis,
+        score=trial.score if succeeded(trial) else None,
+        kept=trial.kept,
+        failure=trial.failure,
+        elapsed_s=elapsed,
+    )
+
+
+def build_conditions(cells: list[MatrixCell], metric: str) -> list[Condition]:
+    """One condition per name, ordered baseline, proposed, then ablations (each kind in the order first seen)."""
+    groups: dict[str, list[MatrixCell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.condition, []).append(cell)
+    rank = {"baseline": 0, "proposed": 1, "ablation": 2}
+    ordered = sorted(groups.values(), key=lambda group: rank[group[0].kind])  # stable: keeps first-seen order
+    return [summarise(g[0].condition, g[0].kind, g[0].description, g, metric) for g in ordered]
+
+
+def build_comparisons(conditions: list[Condition]) -> tuple[list[Comparison], list[str]]:
+    """Proposed against the baseline and against each ablation; a pair without both means becomes a note."""
+    proposed = [c for c in conditions if c.kind == "proposed"]
+    others = [c for c in conditions if c.kind == "baseline"] + [c for c in conditions if c.kind == "ablation"]
+    comparisons, skipped = [], []
+    for a in proposed:
+        for b in others:
+            missing = without_mean(a, b)
+            if missing:
+                skipped.append(f"no comparison of {a.name} with {b.name}: {missing} has no successful seed")
+            else:
+                comparisons.append(compare(a, b))
+    return comparisons, skipped
+
+
+def loop_notes(trials: list[Trial], best: Trial | None) -> list[str]:
+    if not trials:
+        return ["the closed loop ran no trials"]
+    notes = []
+    failed = Counter(t.failure or "no score" for t in trials if not succeeded(t))
+    if failed:
+        labels = ", ".join(f"{count} {label}" for label, count in failed.most_common())
+        notes.append(f"{failed.total()} of {len(trials)} loop trials failed ({labels})")
+    if best is None:
+        notes.append("no loop trial passed the evaluator: there is no best trial")
+    elif best.id == trials[0].id:
+        notes.append("no trial improved on the baseline: proposed = baseline")
+    return notes
+
+
+def condition_notes(conditions: list[Condition]) -> list[str]:
+    notes = []
+    for c in conditions:
+        seeds = c.n + len(c.failures)
+        if c.failures:
+            notes.append(f"{len(c.failures)} of {seeds} seeds failed for {c.name}")
+        if c.n == 0:
+            notes.append(f"{c.name} has no successful seed: no mean is reported")
+        elif c.n == 1:
+            notes.append(f"{c.name} has a single successful seed: no spread or confidence interval")
+        elif c.std == 0:
+            notes.append(f"recipe is deterministic: all seeds identical for {c.name} ({c.n} seeds gave {c.mean:.6g})")
+    return notes
+
+
+def write_results(results: Results, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_results(path: Path) -> Results:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"results file not found: {path}", hint="run the experiment stage first; it writes results.json"
+        )
+    try:
+        return Results.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"results file is malformed: {path}: {first_problem(exc)}",
+            hint="results.json is written by code; rerun the analysis instead of editing it by hand",
+        ) from exc
+
+
+def first_problem(exc: ValidationError | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]

@@ -1,0 +1,104 @@
+"""The orchestrator: plan each stage, run it, checkpoint it, ask the user, go on.
+
+    ideation → planning → experiment → analysis → figures → writing → review
+
+A stage that finished is never run again: `resume` skips it, and inside a stage each step
+checks its own checkpoint, while LLM calls already made in this run replay from the store.
+After each stage the user may approve, comment or redirect; a redirect plans and runs the stage
+again with the user's words in the planner's prompt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel
+
+from nanoresearch.errors import NanoResearchError
+from nanoresearch.pipeline.blueprint import run_planning
+from nanoresearch.pipeline.context import RunContext
+from nanoresearch.pipeline.experiment import run_experiment
+from nanoresearch.pipeline.ideation import run_ideation
+from nanoresearch.pipeline.measure import run_analysis, run_figures
+from nanoresearch.pipeline.planner import StagePlan, plan_stage
+from nanoresearch.pipeline.review import run_review
+from nanoresearch.pipeline.writing import run_writing
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    description: str
+    run: Callable[[RunContext, StagePlan], str]  # returns a one-line summary
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ideation", "search the literature, extract evidence, propose hypotheses and score their novelty", run_ideation),
+    Stage("planning", "write the experiment blueprint: datasets, baselines, method, metrics, ablations, seeds", run_planning),
+    Stage("experiment", "run the closed trial loop within the budget, then the run matrix over seeds", run_experiment),
+    Stage("analysis", "compute means, spread and significance of every condition from the trials", run_analysis),
+    Stage("figures", "draw the learning curve, the comparison of conditions and the ablations", run_figures),
+    Stage("writing", "write the paper section by section; numbers and tables come from results.json", run_writing),
+    Stage("review", "review the paper on a NeurIPS-style form and revise the sections it flags", run_review),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+class Answer(BaseModel):
+    action: Literal["approve", "comment", "redirect"]
+    text: str = ""
+
+
+class FeedbackGate(Protocol):
+    def ask(self, stage: str, summary: str) -> Answer | None: ...  # None: nobody was asked
+
+
+class Unattended:
+    """--yes: go on without asking; no feedback is recorded, since nobody gave any."""
+
+    def ask(self, stage: str, summary: str) -> Answer | None:
+        return None
+
+
+def run_pipeline(ctx: RunContext, gate: FeedbackGate) -> None:
+    ctx.store.set_run_status(ctx.run.id, "running")
+    ctx.log("run_start", goal=ctx.options.goal)
+    for stage in STAGES:
+        if ctx.done(stage.name, "stage") is None:
+            run_stage(ctx, stage, gate)
+    ctx.store.set_run_status(ctx.run.id, "done")
+    ctx.log("run_done")
+
+
+def run_stage(ctx: RunContext, stage: Stage, gate: FeedbackGate) -> None:
+    redirect = ""
+    while True:
+        ctx.say(f"[stage] {stage.name}: {stage.description}")
+        planned = plan_stage(ctx, stage.name, stage.description, redirect)
+        for objective in planned.plan.objectives:
+            ctx.say(f"  plan: {objective}")
+        started = time.perf_counter()
+        ctx.log("stage_start", stage=stage.name, plan_id=planned.plan_id)
+        try:
+            summary = stage.run(ctx, planned.plan)
+        except NanoResearchError as exc:
+            ctx.store.save_step(ctx.run.id, stage.name, "stage", "failed", {"error": exc.message})
+            ctx.store.set_run_status(ctx.run.id, "failed")
+            ctx.log("stage_failed", stage=stage.name, error=exc.message)
+            raise
+        seconds = round(time.perf_counter() - started, 3)
+        ctx.mark(stage.name, "stage", {"summary": summary, "plan_id": planned.plan_id, "seconds": seconds})
+        ctx.log("stage_done", stage=stage.name, summary=summary, seconds=seconds)
+        ctx.say(f"  done: {summary}")
+        answer = gate.ask(stage.name, summary)
+        if answer is None:
+            return
+        ctx.store.add_feedback(ctx.user_id, ctx.run.id, stage.name, answer.action, answer.text, planned.plan_id)
+        ctx.log("feedback", stage=stage.name, action=answer.action, text=answer.text)
+        if answer.action != "redirect":
+            return
+        redirect = answer.text
+        ctx.store.clear_steps(ctx.run.id, stage.name)  # the stage runs again, re-planned

@@ -1,0 +1,68 @@
+"""results.json: what the experiment measured, computed by code from trial result files.
+
+Every number in the paper is read from this file (through paper/), never typed by the LLM.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class TrialPoint(BaseModel):
+    """One trial of the closed loop, in the order it ran: the learning curve."""
+
+    id: int
+    parent_id: int | None = None
+    proposer: str
+    hypothesis: str
+    score: float | None = None  # primary metric; None when the trial failed
+    kept: bool = False
+    failure: str | None = None
+    elapsed_s: float | None = None
+
+
+class Condition(BaseModel):
+    """One cell group of the run matrix: a version of the recipe run over several seeds."""
+
+    name: str  # "baseline", "proposed", "ablation: without <component>", ...
+    kind: Literal["baseline", "proposed", "ablation"]
+    description: str = ""
+    trial_ids: list[int] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=list)
+    scores: list[float] = Field(default_factory=list)  # primary metric, one per successful seed
+    metrics: dict[str, list[float]] = Field(default_factory=dict)  # every metric, one value per seed
+    failures: list[str] = Field(default_factory=list)  # failure labels of seeds that did not finish
+    n: int = 0
+    mean: float | None = None
+    std: float | None = None  # sample standard deviation (ddof=1); 0.0 when n == 1
+    ci95: tuple[float, float] | None = None  # t-interval of the mean; None when n < 2
+
+
+class Comparison(BaseModel):
+    """`a` against `b` on the primary metric (usually proposed vs baseline, or vs an ablation)."""
+
+    a: str
+    b: str
+    difference: float  # mean(a) - mean(b)
+    test: str  # "Welch t-test", or why none was possible
+    statistic: float | None = None
+    p_value: float | None = None
+    significant: bool | None = None  # p < 0.05; None when untestable (n < 2 or zero variance)
+
+
+class Results(BaseModel):
+    run_id: str
+    task: str
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    success: bool  # at least one trial passed the evaluator
+    best_trial_id: int | None = None
+    trials: list[TrialPoint] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    comparisons: list[Comparison] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # honest caveats: deterministic recipe, failed seeds, ...
+
+    def condition(self, name: str) -> Condition | None:
+        return next((c for c in self.conditions if c.name == name), None)

@@ -1,0 +1,184 @@
+"""A deterministic stand-in for a capable research model, for pipeline tests.
+
+It answers structured requests with JSON that fits the request's schema, shaped like a sensible
+researcher would answer (a trial proposal gives the solver ten times the iterations, an ablation lowers a
+knob to its lowest value), and plain-text requests with a paragraph that cites a listed paper, uses a
+results macro, and also tries an invented citation and a typed number, which the paper's guards
+must remove. It serves in-process (`ResearcherProvider`) or as an OpenAI-compatible HTTP server on
+loopback (`ResearcherServer`), which records every request it answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from nanoresearch.llm.provider import LLMRequest, LLMResponse
+
+INVENTED_KEY = "invented2099"
+TYPED_NUMBER = "99.7%"
+ITERATIONS = "max_iter=MAX_ITER"  # the digits recipe's solver call: more iterations is a real improvement
+KNOB_RANGE = re.compile(r"- (\w+): default ([\d.]+), lowest ([\d.]+)")
+
+
+def answer(prompt: str, schema: dict | None) -> str:
+    if schema is None:
+        return prose(prompt)
+    return json.dumps(Filler(schema, prompt).value(schema))
+
+
+def prose(prompt: str) -> str:
+    keys = re.findall(r'<paper key="([^"]+)">', prompt)
+    macros = re.findall(r"^(\\[A-Za-z]+) = ", prompt, re.MULTILINE)
+    cite = f"\\cite{{{keys[0]}}}" if keys else "earlier work"
+    result = f" The proposed recipe reaches {macros[0]}." if macros else ""
+    return (
+        f"We build on {cite} and on \\cite{{{INVENTED_KEY}}}.{result} "
+        f"Every run was perfect at {TYPED_NUMBER} accuracy. The method is simple and reproducible."
+    )
+
+
+class Filler:
+    def __init__(self, root: dict, prompt: str) -> None:
+        self.root, self.prompt = root, prompt
+
+    def resolve(self, schema: dict) -> dict:
+        while "$ref" in schema:
+            node: Any = self.root
+            for part in schema["$ref"].lstrip("#/").split("/"):
+                node = node[part]
+            schema = node
+        for key in ("anyOf", "oneOf"):
+            if key in schema:
+                concrete = [s for s in schema[key] if self.resolve(s).get("type") != "null"]
+                return self.resolve(concrete[0] if concrete else schema[key][0])
+        if "allOf" in schema:
+            return self.resolve(schema["allOf"][0])
+        return schema
+
+    def value(self, schema: dict, name: str = "") -> Any:
+        schema = self.resolve(schema)
+        if "enum" in schema:
+            return self.choose(schema["enum"], name)
+        if "const" in schema:
+            return schema["const"]
+        kind = schema.get("type")
+        if kind == "object" or "properties" in schema:
+            return self.obj(schema)
+        if kind == "array":
+            count = max(1, schema.get("minItems", 0))
+            count = min(count, schema.get("maxItems", count))
+            return [self.value(schema.get("items", {}), name) for _ in range(count)]
+        if kind == "integer":
+            low = schema.get("minimum", 1)
+            return (low + schema.get("maximum", low + 4) + 1) // 2
+        if kind == "number":
+            return float(schema.get("minimum", 1.0))
+        if kind == "boolean":
+            return True
+        return self.text(schema, name)
+
+    def obj(self, schema: dict) -> dict:
+        props = schema.get("properties", {})
+        out = {key: self.value(sub, key) for key, sub in props.items()}
+        if "find" in out and "replace" in out:  # a trial edit: ten times the solver's iterations
+            out["replace"] = out["find"].replace(ITERATIONS, f"{ITERATIONS} * 10")
+        if "knob" in out and "value" in out:  # a knob ablation: the knob's lowest value
+            lows = {name: float(low) for name, _, low in KNOB_RANGE.findall(self.prompt)}
+            out["value"] = lows.get(out["knob"], out["value"])
+        return out
+
+    def choose(self, options: list, name: str) -> Any:
+        if name == "find":
+            return next((o for o in options if isinstance(o, str) and ITERATIONS in o), options[0])
+        if name == "revise":
+            return "abstract" if "abstract" in options else options[0]
+        return options[0]
+
+    def text(self, schema: dict, name: str) -> str:
+        words = {
+            "hypothesis": "Training the solver for more iterations improves held-out accuracy",
+            "statement": "More solver iterations let logistic regression converge and classify digits better",
+            "claim": "Gradient-based learning recognises handwritten digits well",
+            "queries": "handwritten digit classification",
+        }
+        base = words.get(name, f"A careful {name or 'answer'} about the research goal")
+        low, high = schema.get("minLength", 0), schema.get("maxLength", 200)
+        return (base + " " * max(0, low - len(base)))[:high]
+
+
+def request_key(messages: list[dict], schema: dict | None) -> str:
+    return hashlib.sha256(json.dumps([messages, schema], sort_keys=True).encode()).hexdigest()
+
+
+class ResearcherProvider:
+    """In-process: `LLM(..., providers={"local": ResearcherProvider()})`."""
+
+    def __init__(self, name: str = "local") -> None:
+        self.name = name
+        self.requests: list[LLMRequest] = []
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        self.requests.append(request)
+        prompt = "\n".join(m.content for m in request.messages)
+        text = answer(prompt, request.json_schema)
+        return LLMResponse(text=text, finish_reason="stop", prompt_tokens=len(prompt) // 4, completion_tokens=len(text) // 4)
+
+
+class ResearcherServer:
+    """OpenAI-compatible chat completions on 127.0.0.1, answering like `answer()`; counts requests by content."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> ResearcherServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                fmt = body.get("response_format") or {}
+                schema = (fmt.get("json_schema") or {}).get("schema") or fmt.get("schema")
+                messages = body.get("messages", [])
+                with server._lock:
+                    key = request_key(messages, schema)
+                    server.seen[key] = server.seen.get(key, 0) + 1
+                prompt = "\n".join(str(m.get("content", "")) for m in messages)
+                text = answer(prompt, schema)
+                reply = {
+                    "id": "chatcmpl-researcher", "object": "chat.completion", "created": 0, "model": body.get("model"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4,
+                              "total_tokens": (len(prompt) + len(text)) // 4},
+                }
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler

@@ -3,13 +3,15 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
-DEMO_PROMPT ?= In two sentences: what makes an experiment's result trustworthy?
+DEMO_GOAL ?= improve handwritten digit classification accuracy
+DEMO_BUDGET ?= trials=6
 
 .PHONY: demo test setup setup-dev bench clean
 
 demo: setup
-	$(BIN)/nanoresearch doctor
-	$(BIN)/nanoresearch llm ask --provider local --max-tokens 120 "$(DEMO_PROMPT)"
+	$(BIN)/nanoresearch doctor --no-model
+	$(BIN)/nanoresearch run "$(DEMO_GOAL)" --task examples/tasks/digits-classifier \
+		--offline --corpus examples/corpus --budget $(DEMO_BUDGET) --yes
 
 test: setup-dev
 	$(BIN)/ruff check src tests bench
@@ -28,6 +30,7 @@ $(STAMPS)/setup-dev: pyproject.toml scripts/setup.sh
 
 bench: setup-dev
 	$(BIN)/python bench/bench_local_generation.py
+	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_store.py
 	$(BIN)/python bench/bench_sandbox.py
 

@@ -116,6 +116,41 @@ def doctor(
 # llm
 
 
+@llm_app.command("export")
+def llm_export(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON file to write.")],
+) -> None:
+    """Write a run's recorded LLM calls to a file, to replay the run elsewhere."""
+    from nanoresearch.llm.replay import export_recording
+    from nanoresearch.runs import users_run
+    from nanoresearch.store import Store
+
+    settings = settings_from(ctx)
+    with Store(settings.db_path) as store:
+        user_id = store.ensure_user(settings.user)
+        recording = export_recording(store, user_id, users_run(store, user_id, run_id).id)
+    output.write_text(json.dumps(recording, indent=1), encoding="utf-8")
+    err.print(f"wrote {len(recording['calls'])} calls to {output}")
+
+
+@llm_app.command("import")
+def llm_import(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="A recording from `llm export`.")]) -> None:
+    """Load a recording so that its calls replay (with llm.replay = "only" or "prefer")."""
+    from nanoresearch.llm.replay import import_recording
+    from nanoresearch.store import Store
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the recording {path}: {exc}") from None
+    settings = settings_from(ctx)
+    with Store(settings.db_path) as store:
+        count = import_recording(store, store.ensure_user(settings.user), data)
+    err.print(f"imported {count} calls for {settings.user}")
+
+
 @llm_app.command("ask")
 def llm_ask(
     ctx: typer.Context,

@@ -69,3 +69,32 @@ class ReplayProvider:
             prompt_ids=recorded.prompt_ids,
             output_ids=recorded.output_ids,
         )
+
+
+RECORDING_VERSION = 1
+
+
+def export_recording(store: Store, user_id: int, run_id: str) -> dict:
+    """A run's LLM calls as a portable recording (secrets were redacted when they were stored)."""
+    calls = [call.model_dump(exclude={"user_id", "run_id"}) for call in store.llm_calls(user_id, run_id)]
+    run = store.get_run(run_id)
+    return {"version": RECORDING_VERSION, "run_id": run_id, "goal": run.goal, "budget": run.config.get("budget"),
+            "calls": calls}
+
+
+def import_recording(store: Store, user_id: int, data: dict) -> int:
+    """Load a recording for this user, so its calls replay (`llm.replay = "only"` or "prefer")."""
+    from pydantic import ValidationError
+
+    from nanoresearch.errors import UserError
+    from nanoresearch.store.models import LLMCall
+
+    if not isinstance(data, dict) or data.get("version") != RECORDING_VERSION or not isinstance(data.get("calls"), list):
+        raise UserError(f"not a recording of version {RECORDING_VERSION}: expected {{'version', 'run_id', 'calls'}}")
+    try:
+        calls = [LLMCall.model_validate({**c, "user_id": user_id, "run_id": None}) for c in data["calls"]]
+    except (ValidationError, TypeError) as exc:
+        raise UserError(f"a call in the recording is malformed: {exc}") from None
+    for call in calls:  # charged to no run: replaying them later costs nothing
+        store.record_llm_call(call)
+    return len(calls)

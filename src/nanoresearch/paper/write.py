@@ -15,7 +15,7 @@ from nanoresearch.literature.source import Paper
 from nanoresearch.paper.bibliography import bib_key, references_bib
 from nanoresearch.paper.guard import cited_keys, guard_prose
 from nanoresearch.paper.latex import latex_escape
-from nanoresearch.paper.numbers import CI_LEVEL, NumberRef, number_macros, number_map_json
+from nanoresearch.paper.numbers import NumberRef, number_macros, number_map_json
 from nanoresearch.paper.tables import result_tables
 from nanoresearch.paper.template import Figure, assemble
 from nanoresearch.pipeline.results import Results
@@ -34,9 +34,10 @@ class PaperFiles(BaseModel):
 
 
 def allowed_numbers(refs: list[NumberRef], papers: list[Paper]) -> set[str]:
-    """What prose may type: the macros' printed values, the confidence level, the papers' years."""
+    """What prose may type: the macros' printed values and the papers' years. Not even "95%": prose
+    that types it is as likely to claim "95% better" as to name the confidence level the tables state."""
     years = {str(paper.year) for paper in papers if paper.year and 1900 <= paper.year <= 2100}
-    return {ref.text for ref in refs} | {CI_LEVEL} | years
+    return {ref.text for ref in refs} | years
 
 
 def _cited_papers(papers: list[Paper], keys: list[str]) -> list[Paper]:

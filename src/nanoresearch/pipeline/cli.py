@@ -19,7 +19,7 @@ from nanoresearch.errors import NanoResearchError, UserError
 from nanoresearch.store import Store
 from nanoresearch.store.models import Run
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 MAX_GOAL = 2000

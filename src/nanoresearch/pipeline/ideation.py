@@ -162,6 +162,7 @@ def propose_hypotheses(ctx: RunContext, plan: StagePlan, papers: list[Paper], cl
     )
     schema = HypothesisPool.model_json_schema()
     schema["properties"]["hypotheses"]["maxItems"] = count
+    schema["properties"]["hypotheses"]["minItems"] = min(2, count)  # selection needs a choice
     reply = ctx.llm.complete(prompt, stage="ideation", schema=schema, max_tokens=120 * count)
     pool = HypothesisPool.model_validate(reply.parsed).hypotheses
     ctx.mark("ideation", "hypotheses", {"hypotheses": [h.model_dump() for h in pool]})

@@ -90,6 +90,7 @@ def run_stage(ctx: RunContext, stage: Stage, gate: FeedbackGate) -> None:
             ctx.log("stage_failed", stage=stage.name, error=exc.message)
             raise
         seconds = round(time.perf_counter() - started, 3)
+        summary = summary.replace(f"{ctx.workspace}/", "")  # summaries reach later prompts: keep them portable
         ctx.mark(stage.name, "stage", {"summary": summary, "plan_id": planned.plan_id, "seconds": seconds})
         ctx.log("stage_done", stage=stage.name, summary=summary, seconds=seconds)
         ctx.say(f"  done: {summary}")

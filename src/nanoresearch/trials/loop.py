@@ -10,6 +10,7 @@ neither see nor change how it is scored.
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable
 from functools import partial
 from itertools import cycle
@@ -133,8 +134,7 @@ class TrialLoop:
         return self.ask_and_prepare(parent, specialist.name, prompt, specialist.files)
 
     def ask_and_prepare(self, parent: Trial | None, proposer: str, prompt: str, files: list[str]) -> Trial:
-        # Logs quote absolute paths; without them the prompt, and so a recorded run, is the same on any machine.
-        prompt = prompt.replace(str(self.workspace), "<run>").replace(str(self.task.folder), "<task>")
+        prompt = portable(prompt, {str(self.workspace): "<run>", str(self.task.folder): "<task>"})
         schema = proposal_schema(editable_lines(self.code_dir(parent), files))
         try:
             reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema)
@@ -301,6 +301,15 @@ def specialists_for(task: Task, files: list[str]) -> list[Specialist]:
     if task.specialists:
         return [Specialist(name=name, files=s.files, focus=s.focus) for name, s in task.specialists.items()]
     return [Specialist(name="generalist", files=files, focus="any change that could improve the score")]
+
+
+def portable(text: str, places: dict[str, str]) -> str:
+    """Logs quote absolute paths (the run, the task, the Python installation); without them a prompt,
+    and so a recorded run, is the same on any machine."""
+    places = {**places, sys.prefix: "<python>", sys.base_prefix: "<python>"}
+    for path in sorted(places, key=len, reverse=True):  # the longest first: a venv may live inside the run
+        text = text.replace(path, places[path])
+    return text
 
 
 def _relative(root: Path, folder: str, name: str) -> str:

@@ -1,0 +1,38 @@
+"""The whole pipeline on the real embedded model (SmolLM2-135M), as `make demo` runs it, smaller.
+
+Nothing is scripted: every stage plan, query, claim, hypothesis, blueprint, trial edit, section and
+review comes from the 135M model through schema-guided decoding. The model is weak, so the test
+checks what must hold whatever it writes: every artifact exists and is valid, the review is the
+model's own form, and the planner's exact token ids are stored for the policy to train on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nanoresearch.pipeline.orchestrator import STAGE_NAMES, Unattended, run_pipeline
+from nanoresearch.pipeline.review import ReviewForm
+
+pytestmark = pytest.mark.slow  # about 5 minutes on 2 cores
+
+
+def test_the_embedded_model_runs_a_whole_project(make_context, settings) -> None:
+    settings.pipeline.hypotheses = 2
+    settings.pipeline.section_max_tokens = 120
+    ctx = make_context(real_model=True, budget="trials=4")
+    run_pipeline(ctx, Unattended())
+
+    assert ctx.store.get_run(ctx.run.id).status == "done"
+    folder = ctx.workspace
+    for artifact in ("ideas.json", "blueprint.json", "results.json", "figures/comparison.png", "paper/paper.pdf"):
+        assert (folder / artifact).is_file(), artifact
+    review = ReviewForm.model_validate_json((folder / "reviews" / "review.json").read_text())
+    recorded = [json.loads(c.response_text) for c in ctx.store.llm_calls(ctx.user_id, ctx.run.id) if c.stage == "review"]
+    assert review.model_dump() == recorded[-1]
+    plans = ctx.store.stage_plans(ctx.user_id, ctx.run.id)
+    assert [p.stage for p in plans] == list(STAGE_NAMES)
+    for plan in plans:  # the (x, y) of the policy's training triples, as exact token ids
+        assert plan.prompt_ids and plan.output_ids
+    assert len(ctx.store.trials(ctx.run.id)) <= 4

@@ -27,14 +27,15 @@ MakeContext = Callable[..., RunContext]
 def make_context(settings: Settings, store: Store) -> MakeContext:
     """A new research run on the digits task, offline on the example corpus, with `provider` as the model."""
 
-    def make(provider: object | None = None, task: Path = DIGITS, real_model: bool = False, **options: object) -> RunContext:
-        fields = {"goal": GOAL, "task": str(task), "budget": "trials=8", "offline": True, "corpus": str(CORPUS), **options}
+    def make(provider: object | None = None, task: Path | None = DIGITS, real_model: bool = False, **options: object) -> RunContext:
+        fields = {"goal": GOAL, "task": str(task) if task else None, "budget": "trials=8", "offline": True,
+                  "corpus": str(CORPUS), **options}
         opts = RunOptions.model_validate(fields)
         user_id = store.ensure_user(settings.user)
         run = new_run(store, settings, user_id, "digits", opts.goal, opts.model_dump())
         providers = {} if real_model else {"local": provider or ResearcherProvider()}
         llm = LLM(settings, store, user_id, run_id=run.id, providers=providers, replay_within_run=True)
-        return RunContext(settings, store, user_id, run, llm, opts, task=load_task(opts.task))
+        return RunContext(settings, store, user_id, run, llm, opts, task=load_task(opts.task) if opts.task else None)
 
     return make
 

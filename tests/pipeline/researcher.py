@@ -23,6 +23,24 @@ INVENTED_KEY = "invented2099"
 TYPED_NUMBER = "99.7%"
 ITERATIONS = "max_iter=MAX_ITER"  # the digits recipe's solver call: more iterations is a real improvement
 KNOB_RANGE = re.compile(r"- (\w+): default ([\d.]+), lowest ([\d.]+)")
+# Asked to write a task (no --task), the researcher writes the digits recipe of examples/tasks.
+GENERATED_RECIPE = """import json
+import os
+
+from data import heldout_inputs, train_split
+from sklearn.linear_model import LogisticRegression
+
+MAX_ITER = int(float(os.environ.get("MAX_ITER", "10")))
+SEED = int(os.environ.get("SEED", "0"))
+
+x_train, y_train = train_split()
+model = LogisticRegression(max_iter=MAX_ITER, random_state=SEED).fit(x_train / 16.0, y_train)
+with open("predictions.json", "w") as out:
+    json.dump({"predictions": [int(label) for label in model.predict(heldout_inputs() / 16.0)]}, out)
+"""
+GENERATED_TASK = {"name": "digits-generated", "description": "Logistic regression on the bundled digits",
+                  "knob": {"env": "MAX_ITER", "meaning": "solver iterations", "default": 10, "lowest": 3},
+                  "recipe": GENERATED_RECIPE}
 
 
 def answer(prompt: str, schema: dict | None) -> str:
@@ -87,6 +105,8 @@ class Filler:
         out = {key: self.value(sub, key) for key, sub in props.items()}
         if "find" in out and "replace" in out:  # a trial edit: ten times the solver's iterations
             out["replace"] = out["find"].replace(ITERATIONS, f"{ITERATIONS} * 10")
+        if "recipe" in out:
+            out.update(GENERATED_TASK)
         if "knob" in out and "value" in out:  # a knob ablation: the knob's lowest value
             lows = {name: float(low) for name, _, low in KNOB_RANGE.findall(self.prompt)}
             out["value"] = lows.get(out["knob"], out["value"])

@@ -17,6 +17,7 @@ from nanoresearch.errors import LLMError, UserError
 from nanoresearch.pipeline.context import RunContext
 from nanoresearch.pipeline.ideation import Ideas, text
 from nanoresearch.pipeline.planner import StagePlan
+from nanoresearch.pipeline.taskgen import generate_task
 from nanoresearch.trials.task import Task
 
 
@@ -70,15 +71,24 @@ class Blueprint(Draft):
 
 
 def run_planning(ctx: RunContext, plan: StagePlan) -> str:
-    if ctx.task is None:
-        raise UserError("this run has no task folder", hint="pass --task DIR (see examples/tasks/)")
     ideas = Ideas.model_validate(ctx.read_json("ideas.json"))
     hypothesis = ideas.hypotheses[ideas.selected]
+    if ctx.task is None:
+        use_generated_task(ctx, generate_task(ctx, plan, hypothesis.statement))
     draft, notes = draft_blueprint(ctx, plan, hypothesis.statement)
     blueprint = ground(ctx, draft, hypothesis.statement, notes)
     ctx.write_json("blueprint.json", blueprint)
     cells = sum(row.seeds for row in blueprint.run_matrix)
     return f"blueprint {blueprint.title!r}: {len(blueprint.run_matrix)} conditions, {cells} matrix runs"
+
+
+def use_generated_task(ctx: RunContext, task: Task) -> None:
+    """From now on the run's task, also for `resume`: the folder goes into the stored run options."""
+    ctx.task = task
+    ctx.options = ctx.options.model_copy(update={"task": str(task.folder)})
+    ctx.store.set_run_config(ctx.run.id, ctx.options.model_dump())
+    ctx.log("task_generated", folder=str(task.folder), metric=task.score.metric, knobs=sorted(task.knobs))
+    ctx.say(f"generated task {task.name}: {task.metric_text()}")
 
 
 def draft_blueprint(ctx: RunContext, plan: StagePlan, hypothesis: str) -> tuple[Draft, list[str]]:

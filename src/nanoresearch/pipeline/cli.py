@@ -34,13 +34,14 @@ def register(app: typer.Typer) -> None:
 def run(
     ctx: typer.Context,
     goal: Annotated[str, typer.Argument(help="The research goal, in a sentence or two.")],
-    task: Annotated[Path, typer.Option(help="Task folder (task.toml, recipe, evaluator); see examples/tasks/.")],
+    task: Annotated[Optional[Path], typer.Option(help="Task folder (task.toml, recipe, evaluator); see examples/tasks/. "
+                                                 "Without it the coding model writes a recipe on a scikit-learn dataset.")] = None,
     budget: Annotated[str, typer.Option(help="Hard limits, e.g. trials=10,wall=15m,gpu_hours=2,tokens=500k,usd=2.")] = "trials=10,wall=20m",
     executor: Annotated[str, typer.Option(help="Where trials run: local, slurm or ray.")] = "local",
     parallel: Annotated[int, typer.Option(min=1, max=16, help="Trials in flight at once.")] = 1,
     offline: Annotated[bool, typer.Option(help="Use only the local corpus for literature (no network).")] = False,
     corpus: Annotated[Optional[Path], typer.Option(help="A folder of .bib/.md/.pdf papers to search.")] = None,
-    project: Annotated[Optional[str], typer.Option(help="Project name (default: the task's name).")] = None,
+    project: Annotated[Optional[str], typer.Option(help="Project name (default: the task's name, or 'research').")] = None,
     max_debug: Annotated[int, typer.Option(min=0, max=10, help="Repair attempts for a crashed trial.")] = 1,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not stop for feedback after each stage.")] = False,
 ) -> None:
@@ -52,19 +53,19 @@ def run(
 
     goal = checked_goal(goal)
     parse_budget(budget)
-    loaded = load_task(task)
+    loaded = load_task(task) if task is not None else None
     if corpus is not None and not corpus.is_dir():
         raise UserError(f"corpus folder {corpus} does not exist")
     if offline and corpus is None:
         raise UserError("--offline needs a local corpus", hint="add --corpus DIR, e.g. --corpus examples/corpus")
     options = RunOptions(
-        goal=goal, task=str(loaded.folder), budget=budget, executor=executor, parallel=parallel, offline=offline,
+        goal=goal, task=str(loaded.folder) if loaded else None, budget=budget, executor=executor, parallel=parallel, offline=offline,
         corpus=str(corpus.resolve()) if corpus else None, max_debug=max_debug,
     )
     settings = _settings(ctx)
     with Store(settings.db_path) as store:
         user_id = store.ensure_user(settings.user)
-        record = new_run(store, settings, user_id, project or loaded.name, goal, options.model_dump())
+        record = new_run(store, settings, user_id, project or (loaded.name if loaded else "research"), goal, options.model_dump())
         err.print(f"run [bold]{record.id}[/] for {settings.user}: {escape(goal)}")
         err.print(f"workspace {record.workspace}")
         execute(settings, store, user_id, record, yes)

@@ -7,6 +7,7 @@ Workspace layout (one folder per run, `~/.nanoresearch/users/<user>/runs/<run-id
     literature/        queries.json, papers.json (what was retrieved, from which source)
     ideas.json         evidence, hypotheses with computed novelty, the selected one and why
     blueprint.json     the validated experiment blueprint
+    task/              the generated task when the run was started without --task (frozen evaluator)
     trials/NNNN/       each trial's working copy, snapshot and logs
     matrix.json        the run matrix: condition × seed → trial
     results.json       statistics computed from the trials (pipeline/results.py)

@@ -166,6 +166,10 @@ class Store:
         with self.transaction() as conn:
             conn.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", (status, now(), run_id))
 
+    def set_run_config(self, run_id: str, config: dict) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET config_json = ?, updated_at = ? WHERE id = ?", (json.dumps(config), now(), run_id))
+
     def save_step(self, run_id: str, stage: str, step: str, status: StepStatus, payload: dict | None = None) -> None:
         stamp = now()
         with self.transaction() as conn:

@@ -23,6 +23,7 @@ from nanoresearch.config import (
 from nanoresearch.errors import NanoResearchError, UserError
 from nanoresearch.literature.cli import app as literature_app
 from nanoresearch.pipeline.cli import register as register_pipeline
+from nanoresearch.profile.cli import register as register_profile
 from nanoresearch.trials.cli import app as trials_app
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(llm_app, name="llm")
 app.add_typer(trials_app, name="trials")
 app.add_typer(literature_app, name="literature")
 register_pipeline(app)
+register_profile(app)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # paths in messages must stay copyable

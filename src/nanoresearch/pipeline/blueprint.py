@@ -18,6 +18,7 @@ from nanoresearch.pipeline.context import RunContext
 from nanoresearch.pipeline.ideation import Ideas, text
 from nanoresearch.pipeline.planner import StagePlan
 from nanoresearch.pipeline.taskgen import generate_task
+from nanoresearch.profile import load_profile
 from nanoresearch.trials.task import Task
 
 
@@ -165,10 +166,11 @@ def ablation_problems(task: Task, ablation: KnobAblation) -> list[str]:
 def ground(ctx: RunContext, draft: Draft, hypothesis: str, notes: list[str]) -> Blueprint:
     task = ctx.task
     settings = ctx.settings.pipeline
-    seeds = draft.seeds if task.seed_env else 1
+    profile = load_profile(ctx.settings)
+    seeds = seeds_for_rigour(profile.rigour, draft.seeds, settings.seeds) if task.seed_env else 1
     if not task.seed_env:
         notes.append(f"task {task.name} takes no seed (no seed_env): every condition runs once")
-    ablations = draft.ablations[: settings.max_ablations]
+    ablations = [] if profile.ablation_strictness == "none" else draft.ablations[: settings.max_ablations]
     seeds, ablations = fit_matrix(parse_budget(ctx.options.budget).trials, seeds, ablations, notes)
     matrix = [
         MatrixRow(condition="baseline", kind="baseline", description="the task's recipe as given", seeds=seeds),
@@ -179,6 +181,11 @@ def ground(ctx: RunContext, draft: Draft, hypothesis: str, notes: list[str]) -> 
         **draft.model_copy(update={"seeds": seeds, "ablations": ablations}).model_dump(),
         hypothesis=hypothesis, task=task.name, compute_estimate=estimate(ctx, matrix), run_matrix=matrix, notes=notes,
     )
+
+
+def seeds_for_rigour(rigour: str, drafted: int, configured: int) -> int:
+    """The profile decides how many seeds: quick runs take one, strict ones at least the configured number."""
+    return {"quick": 1, "standard": drafted, "strict": max(drafted, configured)}[rigour]
 
 
 def matrix_runs(seeds: int, ablations: int) -> int:

@@ -36,7 +36,8 @@ def run(
     goal: Annotated[str, typer.Argument(help="The research goal, in a sentence or two.")],
     task: Annotated[Optional[Path], typer.Option(help="Task folder (task.toml, recipe, evaluator); see examples/tasks/. "
                                                  "Without it the coding model writes a recipe on a scikit-learn dataset.")] = None,
-    budget: Annotated[str, typer.Option(help="Hard limits, e.g. trials=10,wall=15m,gpu_hours=2,tokens=500k,usd=2.")] = "trials=10,wall=20m",
+    budget: Annotated[Optional[str], typer.Option(help="Hard limits, e.g. trials=10,wall=15m,gpu_hours=2,tokens=500k,usd=2 "
+                                                  "(default: your profile's compute_budget). Profile caps apply.")] = None,
     executor: Annotated[str, typer.Option(help="Where trials run: local, slurm or ray.")] = "local",
     parallel: Annotated[int, typer.Option(min=1, max=16, help="Trials in flight at once.")] = 1,
     offline: Annotated[bool, typer.Option(help="Use only the local corpus for literature (no network).")] = False,
@@ -46,14 +47,14 @@ def run(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not stop for feedback after each stage.")] = False,
 ) -> None:
     """Run a research project: literature, hypotheses, experiments, analysis, figures, paper, review."""
-    from nanoresearch.compute.budget import parse_budget
     from nanoresearch.pipeline.context import RunOptions
     from nanoresearch.runs import new_run
     from nanoresearch.trials.task import load_task
 
     goal = checked_goal(goal)
-    parse_budget(budget)
+    settings = _settings(ctx)
     loaded = load_task(task) if task is not None else None
+    budget = profile_budget(settings, budget, executor, loaded.resources.gpus if loaded else 0)
     if corpus is not None and not corpus.is_dir():
         raise UserError(f"corpus folder {corpus} does not exist")
     if offline and corpus is None:
@@ -62,13 +63,24 @@ def run(
         goal=goal, task=str(loaded.folder) if loaded else None, budget=budget, executor=executor, parallel=parallel, offline=offline,
         corpus=str(corpus.resolve()) if corpus else None, max_debug=max_debug,
     )
-    settings = _settings(ctx)
     with Store(settings.db_path) as store:
         user_id = store.ensure_user(settings.user)
         record = new_run(store, settings, user_id, project or (loaded.name if loaded else "research"), goal, options.model_dump())
         err.print(f"run [bold]{record.id}[/] for {settings.user}: {escape(goal)}")
         err.print(f"workspace {record.workspace}")
         execute(settings, store, user_id, record, yes)
+
+
+def profile_budget(settings: Settings, budget: str | None, executor: str, gpus: int) -> str:
+    """The run's budget: the one asked for (or the profile's usual one), with the profile's hard caps applied."""
+    from nanoresearch.profile import cap_budget_text, check_allowed, load_profile
+
+    profile = load_profile(settings)
+    check_allowed(profile, gpus=gpus, executor=executor)
+    capped, notes = cap_budget_text(budget or profile.compute_budget, profile)
+    for note in notes:
+        err.print(f"[yellow]{escape(note)}[/]")
+    return capped
 
 
 def resume(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from nanoresearch.compute.budget import left, parse_budget, spent
 from nanoresearch.llm.provider import Message
 from nanoresearch.pipeline.context import RunContext
+from nanoresearch.profile import load_profile, profile_prompt
 from nanoresearch.store.models import StagePlanRecord
 
 Line = Annotated[str, StringConstraints(min_length=3, max_length=160)]
@@ -61,6 +62,7 @@ def plan_stage(ctx: RunContext, stage: str, description: str, redirect: str = ""
 def planner_messages(ctx: RunContext, stage: str, description: str, redirect: str) -> list[Message]:
     parts = [
         f"Research goal: {ctx.options.goal}",
+        profile_prompt(load_profile(ctx.settings)),
         f"Stage: {stage}: {description}",
         f"Done so far:\n{_progress(ctx) or '(nothing yet)'}",
         f"User feedback in this run:\n{_feedback(ctx) or '(none)'}",

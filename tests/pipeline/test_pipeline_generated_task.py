@@ -7,9 +7,12 @@ import json
 import pytest
 from researcher import GENERATED_RECIPE, GENERATED_TASK, ResearcherProvider
 
+from conftest import DIGITS
+from helpers import run_cli
 from nanoresearch.errors import UserError
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
 from nanoresearch.pipeline.blueprint import Blueprint
+from nanoresearch.pipeline.cli import given_task
 from nanoresearch.pipeline.orchestrator import Unattended, run_pipeline
 from nanoresearch.pipeline.planner import StagePlan
 from nanoresearch.pipeline.results import Results
@@ -61,7 +64,7 @@ def test_a_recipe_that_never_works_gets_one_repair_then_asks_for_a_task(make_con
     with pytest.raises(UserError) as caught:
         generate_task(ctx, PLAN, "more iterations help")
     assert provider.drafts == 2  # the first draft and one repair
-    assert "diverged" in caught.value.message and "--task DIR" in caught.value.hint
+    assert "diverged" in caught.value.message and "`--task DIR`" in caught.value.hint
     assert (ctx.workspace / "task" / "train.py").is_file()  # the failed attempt is kept to read
 
 
@@ -97,3 +100,12 @@ def test_predictions_of_the_wrong_length_fail_in_the_evaluator(tmp_path) -> None
     recipe = GENERATED_RECIPE.replace("heldout_inputs() / 16.0)]", "heldout_inputs() / 16.0)][:5]")
     problem = write_and_check(tmp_path / "task", draft(recipe=recipe))
     assert problem.startswith("crash:") and "expected 450 predictions" in problem
+
+
+def test_a_run_without_a_task_can_be_given_one_on_resume_but_never_a_second(make_context, capsys, monkeypatch) -> None:
+    ctx = make_context(ResearcherProvider(), task=None)
+    record = given_task(ctx.store, ctx.store.get_run(ctx.run.id), DIGITS)
+    assert record.config["task"] == str(DIGITS)
+    ctx.store.set_run_status(ctx.run.id, "paused")
+    again = run_cli(capsys, monkeypatch, "resume", ctx.run.id, "--task", str(DIGITS), "--yes")
+    assert again.code != 0 and "already has its task" in again.err and "Traceback" not in again.err

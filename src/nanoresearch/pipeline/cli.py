@@ -86,6 +86,8 @@ def profile_budget(settings: Settings, budget: str | None, executor: str, gpus: 
 def resume(
     ctx: typer.Context,
     run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest run).")] = None,
+    task: Annotated[Optional[Path], typer.Option(help="A task folder for a run started without one whose "
+                                                 "generated task failed.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not stop for feedback after each stage.")] = False,
 ) -> None:
     """Continue a run after a crash or Ctrl-C: finished stages, trials and paid LLM calls are not repeated."""
@@ -101,8 +103,25 @@ def resume(
         if "goal" not in record.config:
             raise UserError(f"run {record.id} is a trial session, not a research run",
                             hint=f"continue it with `nanoresearch trials run --task DIR --resume {record.id}`")
+        if task is not None:
+            record = given_task(store, record, task)
         err.print(f"resuming run [bold]{record.id}[/]")
         execute(settings, store, user_id, record, yes)
+
+
+def task_flag(exc: NanoResearchError) -> str:
+    return " --task DIR" if "--task DIR" in (exc.hint or "") else ""
+
+
+def given_task(store: Store, record: Run, folder: Path) -> Run:
+    """Give a task to a run that has none yet; a run's task never changes once its experiment is planned."""
+    from nanoresearch.trials.task import load_task
+
+    if record.config.get("task"):
+        raise UserError(f"run {record.id} already has its task {record.config['task']}",
+                        hint="start a new run with `nanoresearch run GOAL --task DIR`")
+    store.set_run_config(record.id, record.config | {"task": str(load_task(folder).folder)})
+    return store.get_run(record.id)
 
 
 def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bool) -> None:
@@ -127,7 +146,7 @@ def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bo
             err.print(f"\ninterrupted; continue with: nanoresearch resume {record.id}")
             raise typer.Exit(130) from None
         except NanoResearchError as exc:
-            exc.hint = (exc.hint + "; then " if exc.hint else "") + f"`nanoresearch resume {record.id}` continues the run"
+            exc.hint = (exc.hint + "; then " if exc.hint else "") + f"`nanoresearch resume {record.id}{task_flag(exc)}` continues the run"
             raise
     print_artifacts(Path(record.workspace))
 

@@ -101,7 +101,7 @@ def generate_task(ctx: RunContext, plan: StagePlan, hypothesis: str) -> Task:
     if problem:
         raise UserError(
             f"the coding model could not write a working experiment for this goal: {problem}",
-            hint=f"pass --task DIR with a task folder (see examples/tasks/); the failed attempt is in {folder}",
+            hint=f"give the run a task folder with `--task DIR` (see examples/tasks/); the failed attempt is in {folder}",
         )
     return load_task(folder)
 
@@ -112,7 +112,7 @@ def draft_task(ctx: RunContext, prompt: str) -> TaskDraft:
     except (LLMError, ValidationError) as exc:
         raise UserError(
             f"the coding model could not draft an experiment task: {getattr(exc, 'message', exc)}",
-            hint="pass --task DIR with a task folder (see examples/tasks/), or use a stronger coding model",
+            hint="give the run a task folder with `--task DIR` (see examples/tasks/), or use a stronger coding model",
         ) from None
 
 

@@ -32,7 +32,9 @@ bench: setup-dev
 	$(BIN)/python bench/bench_local_generation.py
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_retrieval.py
 	$(BIN)/python bench/bench_sandbox.py
+	$(BIN)/python bench/bench_sdpo.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV)

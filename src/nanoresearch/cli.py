@@ -21,8 +21,10 @@ from nanoresearch.config import (
     settings_as_toml,
 )
 from nanoresearch.errors import NanoResearchError, UserError
+from nanoresearch.knowledge.cli import register as register_knowledge
 from nanoresearch.literature.cli import app as literature_app
 from nanoresearch.pipeline.cli import register as register_pipeline
+from nanoresearch.policy.cli import register as register_policy
 from nanoresearch.profile.cli import register as register_profile
 from nanoresearch.trials.cli import app as trials_app
 
@@ -39,6 +41,8 @@ app.add_typer(llm_app, name="llm")
 app.add_typer(trials_app, name="trials")
 app.add_typer(literature_app, name="literature")
 register_pipeline(app)
+register_policy(app)
+register_knowledge(app)
 register_profile(app)
 
 out = Console()

@@ -78,6 +78,36 @@ class PipelineSettings(Section):
     compile_timeout_s: int = Field(180, ge=10)
 
 
+class PolicySettings(Section):
+    """SDPO training of the planner's per-user LoRA adapter (see SDPO.md and policy/)."""
+
+    lora_r: int = Field(16, ge=1, le=256)
+    lora_alpha: int = Field(32, ge=1)
+    lora_targets: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    # 5e-4 moves SmolLM2-135M's probe margin measurably in 24 steps (1e-4, the papers' rate for
+    # larger models, barely does); the drift check guards against too much.
+    lr: float = Field(5e-4, gt=0, le=1)
+    steps: int = Field(24, ge=1, le=1000)  # optimizer steps per round
+    accumulate: int = Field(1, ge=1, le=64)  # triples per step (batch 1 per forward, gradients accumulated)
+    replay: int = Field(4, ge=0, le=64)  # past triples from the replay buffer mixed into each round
+    buffer_size: int = Field(64, ge=1, le=4096)
+    clip: float = Field(2.0, gt=0)  # advantages are clipped to ±clip
+    skip_tokens: int = Field(2, ge=0)  # the first k response tokens carry no loss
+    # full_kl: reverse KL to the teacher over the whole vocabulary; sampled: advantage-weighted
+    # log-prob of the realised tokens. A fixed (base) teacher with full_kl suits multi-step rounds.
+    loss: Literal["sampled", "full_kl"] = "full_kl"
+    teacher: Literal["base", "live"] = "base"  # base: adapter disabled; live: the adapter being trained
+    anchor_beta: float = Field(0.0, ge=0)  # weight of KL(student || base)
+    grad_clip: float = Field(1.0, gt=0)
+    # KL(teacher with F || teacher with a contentless reply) per response token: how far F moves
+    # the teacher beyond any comment at all. Below this the feedback is flagged, not trained on.
+    min_relevance: float = Field(0.015, ge=0)
+    drift_kl_max: float = Field(0.5, gt=0)  # nats/token to the base on held-out planner prompts
+    drift_ppl_ratio_max: float = Field(1.5, gt=1)  # perplexity on generic text, relative to the base
+    when: Literal["background", "end_of_run", "manual"] = "end_of_run"
+    seed: int = 0
+
+
 class Price(Section):
     """US dollars per million tokens."""
 
@@ -179,6 +209,7 @@ class Settings(BaseSettings):
     local: LocalModelSettings = LocalModelSettings()
     slurm: SlurmSettings = SlurmSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    policy: PolicySettings = PolicySettings()
     prices: dict[str, Price] = Field(default_factory=default_prices)
 
     @field_validator("user")

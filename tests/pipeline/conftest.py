@@ -27,15 +27,18 @@ MakeContext = Callable[..., RunContext]
 def make_context(settings: Settings, store: Store) -> MakeContext:
     """A new research run on the digits task, offline on the example corpus, with `provider` as the model."""
 
-    def make(provider: object | None = None, task: Path | None = DIGITS, real_model: bool = False, **options: object) -> RunContext:
+    def make(provider: object | None = None, task: Path | None = DIGITS, real_model: bool = False, user: str | None = None,
+             base: Settings | None = None, **options: object) -> RunContext:
         fields = {"goal": GOAL, "task": str(task) if task else None, "budget": "trials=8", "offline": True,
                   "corpus": str(CORPUS), **options}
         opts = RunOptions.model_validate(fields)
-        user_id = store.ensure_user(settings.user)
-        run = new_run(store, settings, user_id, "digits", opts.goal, opts.model_dump())
+        chosen = base or settings
+        who = chosen.model_copy(update={"user": user}) if user else chosen
+        user_id = store.ensure_user(who.user)
+        run = new_run(store, who, user_id, "digits", opts.goal, opts.model_dump())
         providers = {} if real_model else {"local": provider or ResearcherProvider()}
-        llm = LLM(settings, store, user_id, run_id=run.id, providers=providers, replay_within_run=True)
-        return RunContext(settings, store, user_id, run, llm, opts, task=load_task(opts.task) if opts.task else None)
+        llm = LLM(who, store, user_id, run_id=run.id, providers=providers, replay_within_run=True)
+        return RunContext(who, store, user_id, run, llm, opts, task=load_task(opts.task) if opts.task else None)
 
     return make
 

@@ -38,6 +38,10 @@ model = LogisticRegression(max_iter=MAX_ITER, random_state=SEED).fit(x_train / 1
 with open("predictions.json", "w") as out:
     json.dump({"predictions": [int(label) for label in model.predict(heldout_inputs() / 16.0)]}, out)
 """
+# Asked to distil a skill, the researcher writes down the change that worked.
+DISTILLED_SKILL = {"name": "more-solver-iterations", "description": "Give an iterative solver more iterations when it stops early",
+                   "tags": ["optimisation", "convergence"], "stages": ["planning", "experiment"],
+                   "procedure": "1. Find the solver's max_iter.\n2. Multiply it by ten.\n3. Keep it if the score rises."}
 GENERATED_TASK = {"name": "digits-generated", "description": "Logistic regression on the bundled digits",
                   "knob": {"env": "MAX_ITER", "meaning": "solver iterations", "default": 10, "lowest": 3},
                   "recipe": GENERATED_RECIPE}
@@ -107,6 +111,8 @@ class Filler:
             out["replace"] = out["find"].replace(ITERATIONS, f"{ITERATIONS} * 10")
         if "recipe" in out:
             out.update(GENERATED_TASK)
+        if "procedure" in out:
+            out.update(DISTILLED_SKILL)
         if "knob" in out and "value" in out:  # a knob ablation: the knob's lowest value
             lows = {name: float(low) for name, _, low in KNOB_RANGE.findall(self.prompt)}
             out["value"] = lows.get(out["knob"], out["value"])

@@ -78,6 +78,13 @@ def test_a_recipe_that_ignores_its_knob_is_sent_back(tmp_path) -> None:
     assert problem == "train.py never reads its knob MAX_ITER from the environment"
 
 
+def test_a_knob_may_not_be_a_reserved_variable_and_the_recipe_may_not_load_the_data_itself(tmp_path) -> None:
+    seed_knob = {"env": "SEED", "meaning": "the seed", "default": 1, "lowest": 1}
+    assert "reserved" in write_and_check(tmp_path / "a", draft(knob=seed_knob))
+    peeking = GENERATED_RECIPE.replace("from data import", "from sklearn.datasets import load_digits\nfrom data import")
+    assert "loads the dataset itself" in write_and_check(tmp_path / "b", draft(recipe=peeking))
+
+
 @pytest.mark.slow  # a sandboxed recipe run
 def test_a_regression_task_is_scored_by_code_and_gated_against_the_mean(tmp_path) -> None:
     recipe = (

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from nanoresearch.config import EndpointSettings, Settings
-from nanoresearch.errors import MissingDependencyError, ModelNotFoundError
+from nanoresearch.errors import LLMError, MissingDependencyError, ModelNotFoundError
 from nanoresearch.llm.provider import (
     LLMRequest,
     LLMResponse,
@@ -314,6 +314,7 @@ def generate_text(lm: LoadedModel, ids: list[int], max_tokens: int, sampling: Sa
 class LocalProvider:
     def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
+        self._settings = settings
         self._cache_dir = settings.cache_dir
         self._local = settings.local
 
@@ -325,8 +326,23 @@ class LocalProvider:
             repetition_window=self._local.repetition_window,
         )
 
+    def model_for(self, spec: str) -> LoadedModel:
+        """The model to generate with; `BASE+lora:vN` is the user's planner with its adapter version N."""
+        from nanoresearch.policy.routing import split_adapter
+
+        _, version = split_adapter(spec)
+        if version is None:
+            return load_model(spec, self._cache_dir, self._local.threads, self._local.engine)
+        from nanoresearch.policy.adapters import load_planner, parse_version
+
+        planner = load_planner(self._settings, version=parse_version(version))
+        if planner.version is None:
+            raise LLMError(f"{spec}: adapter {version} of {self._settings.user} cannot be used ({planner.problem})",
+                           hint="`nanoresearch policy status` shows your planner's adapters")
+        return planner.lm
+
     def complete(self, request: LLMRequest) -> LLMResponse:
-        lm = load_model(request.model, self._cache_dir, self._local.threads, self._local.engine)
+        lm = self.model_for(request.model)
         ids = prompt_ids(lm, request.messages)
         with lm.lock:  # one generation at a time per loaded model: the KV cache is not shared
             if request.json_schema is not None:

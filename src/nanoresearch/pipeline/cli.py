@@ -17,7 +17,7 @@ from rich.table import Table
 from nanoresearch.config import Settings, load_settings
 from nanoresearch.errors import NanoResearchError, UserError
 from nanoresearch.store import Store
-from nanoresearch.store.models import Run
+from nanoresearch.store.models import Run, StagePlanRecord
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -238,8 +238,10 @@ def feedback(
     text: Annotated[str, typer.Argument(help="Your comment on the stage.")],
     stage: Annotated[str, typer.Option(help="The stage it is about.")],
     action: Annotated[str, typer.Option(help="comment, redirect or approve.")] = "comment",
+    train: Annotated[bool, typer.Option(help="Train your planner on it now (unless policy.when = 'manual').")] = True,
 ) -> None:
-    """Comment on a stage of a run after the fact; it is stored with that stage's planner call."""
+    """Comment on a stage of a run after the fact; it is stored with that stage's planner call, and your
+    planner's adapter learns from it (SDPO)."""
     from nanoresearch.pipeline.orchestrator import STAGE_NAMES
 
     if stage not in STAGE_NAMES:
@@ -250,11 +252,34 @@ def feedback(
         raise UserError("the feedback text is empty")
     store, record = _open_run(ctx, run_id)
     user_id = store.ensure_user(_settings(ctx).user)
-    plan = next((p for p in store.stage_plans(user_id, record.id) if p.stage == stage), None)
+    plan = judged_plan(store, user_id, record.id, stage)
     if plan is None:
         raise UserError(f"run {record.id} has no {stage} stage yet", hint=f"`nanoresearch status {record.id}` shows its stages")
     store.add_feedback(user_id, record.id, stage, action, text.strip(), plan.id)
     err.print(f"recorded your {action} on {stage} of {record.id} (with planner call {plan.id})")
+    settings = _settings(ctx)
+    if train and text.strip() and settings.policy.when != "manual":
+        train_on_feedback(settings, store)
+
+
+def judged_plan(store: Store, user_id: int, run_id: str, stage: str) -> StagePlanRecord | None:
+    """The plan the user saw last for the stage: the finished stage's own, else the latest one."""
+    plans = [p for p in store.stage_plans(user_id, run_id) if p.stage == stage]
+    done = next((s for s in store.steps(run_id) if s.stage == stage and s.step == "stage" and s.status == "done"), None)
+    chosen = next((p for p in plans if done is not None and p.id == done.payload.get("plan_id")), None)
+    return chosen or (plans[-1] if plans else None)
+
+
+def train_on_feedback(settings: Settings, store: Store) -> None:
+    from nanoresearch.policy.train import train_user
+
+    err.print("training your planner on it (`--no-train` skips this; `nanoresearch policy train` runs it later)")
+    try:
+        result = train_user(settings, store)
+    except NanoResearchError as exc:  # the feedback is stored either way
+        err.print(f"[yellow]planner policy not trained: {escape(exc.message)}[/]")
+        return
+    err.print(f"planner policy: {escape(result.message)}")
 
 
 # helpers

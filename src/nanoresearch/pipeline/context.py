@@ -34,6 +34,9 @@ from nanoresearch.store import Store
 from nanoresearch.store.models import Run
 from nanoresearch.trials.task import Task
 
+# The stages of a research run, in order (pipeline/orchestrator.py runs them).
+STAGE_NAMES = ("ideation", "planning", "experiment", "analysis", "figures", "writing", "review")
+
 
 class RunOptions(BaseModel):
     """How a run was started; stored with the run so `resume` rebuilds the same run."""

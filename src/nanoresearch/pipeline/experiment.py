@@ -44,7 +44,7 @@ class Variant(BaseModel):
 
 def run_experiment(ctx: RunContext, plan: StagePlan) -> str:
     blueprint = Blueprint.model_validate(ctx.read_json("blueprint.json"))
-    loop = make_loop(ctx, loop_budget(ctx, blueprint, plan))
+    loop = make_loop(ctx, loop_budget(ctx, blueprint, plan), guidance=plan.text())
     if ctx.done("experiment", "loop") is None:
         loop.run()
         ctx.mark("experiment", "loop", {"trials": len(loop.trials())})
@@ -70,11 +70,11 @@ def loop_budget(ctx: RunContext, blueprint: Blueprint, plan: StagePlan) -> Budge
     return budget.model_copy(update=update)
 
 
-def make_loop(ctx: RunContext, budget: Budget) -> TrialLoop:
+def make_loop(ctx: RunContext, budget: Budget, guidance: str = "") -> TrialLoop:
     task = ctx.task
     settings = LoopSettings(
         parallel=ctx.options.parallel, max_debug=ctx.options.max_debug,
-        env={task.seed_env: str(BASE_SEED)} if task.seed_env else {},
+        env={task.seed_env: str(BASE_SEED)} if task.seed_env else {}, guidance=guidance,
     )
     return TrialLoop(
         task, ctx.store, ctx.llm, create_executor(ctx.options.executor, ctx.settings), ctx.run.id, ctx.user_id,

@@ -7,7 +7,6 @@ a hypothesis too close to one of the user's failed hypotheses is not selected ag
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -205,28 +204,16 @@ def select(scored: list[ScoredHypothesis]) -> tuple[int, str]:
 
 
 def past_hypotheses(ctx: RunContext) -> list[PastHypothesis]:
-    """This user's hypotheses from earlier runs, and whether their experiment failed to beat its baseline."""
-    found = []
-    for run in ctx.store.list_runs(ctx.user_id):
-        folder = Path(run.workspace)
-        if run.id == ctx.run.id or not (folder / "ideas.json").is_file():
-            continue
-        try:
-            ideas = json.loads((folder / "ideas.json").read_text(encoding="utf-8"))
-            chosen = ideas["hypotheses"][ideas["selected"]]
-        except (ValueError, KeyError, IndexError, TypeError):
-            continue  # an unreadable old run must not stop a new one
-        found.append(PastHypothesis(run_id=run.id, statement=chosen["statement"], failed=_failed(folder)))
-    return found
+    """The user's tested hypotheses and failed ones from memory (every project; shared records too)."""
+    from nanoresearch.pipeline.recall import memory
 
-
-def _failed(folder: Path) -> bool:
-    try:
-        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    best = next((t for t in results.get("trials", []) if t.get("id") == results.get("best_trial_id")), None)
-    return not results.get("success") or best is None or best.get("proposer") == "baseline"
+    records = memory(ctx).list(types=["failed_hypothesis", "promising_direction"])
+    return [
+        PastHypothesis(run_id=next((e.run_id for e in r.evidence if e.run_id), f"memory {r.id}"), statement=r.text,
+                       failed=r.type == "failed_hypothesis")
+        for r in records
+        if r.type == "failed_hypothesis" or "hypothesis" in r.tags
+    ]
 
 
 def _task_line(ctx: RunContext) -> str:

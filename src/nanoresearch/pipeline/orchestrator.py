@@ -6,6 +6,11 @@ A stage that finished is never run again: `resume` skips it, and inside a stage 
 checks its own checkpoint, while LLM calls already made in this run replay from the store.
 After each stage the user may approve, comment or redirect; a redirect plans and runs the stage
 again with the user's words in the planner's prompt.
+
+The planner is reminded of the user's skills and memories for each stage (pipeline/recall.py);
+skills the plan uses are counted as succeeding or failing with the stage. After each stage the
+memory is written (pipeline/reflect.py), and after the last the run's successful steps are
+distilled into skills (pipeline/distill.py); both are checkpointed like any step.
 """
 
 from __future__ import annotations
@@ -19,13 +24,17 @@ from pydantic import BaseModel
 
 from nanoresearch.errors import NanoResearchError
 from nanoresearch.pipeline.blueprint import run_planning
-from nanoresearch.pipeline.context import RunContext
+from nanoresearch.pipeline.context import STAGE_NAMES, RunContext
+from nanoresearch.pipeline.distill import distill_skills
 from nanoresearch.pipeline.experiment import run_experiment
 from nanoresearch.pipeline.ideation import run_ideation
 from nanoresearch.pipeline.measure import run_analysis, run_figures
 from nanoresearch.pipeline.planner import StagePlan, plan_stage
+from nanoresearch.pipeline.recall import count_uses
+from nanoresearch.pipeline.reflect import reflect
 from nanoresearch.pipeline.review import run_review
 from nanoresearch.pipeline.writing import run_writing
+from nanoresearch.policy.train import after_feedback, at_end_of_run
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("writing", "write the paper section by section; numbers and tables come from results.json", run_writing),
     Stage("review", "review the paper on a NeurIPS-style form and revise the sections it flags", run_review),
 )
-STAGE_NAMES = tuple(s.name for s in STAGES)
+assert tuple(s.name for s in STAGES) == STAGE_NAMES, "context.STAGE_NAMES must list STAGES in order"
 
 
 class Answer(BaseModel):
@@ -69,6 +78,12 @@ def run_pipeline(ctx: RunContext, gate: FeedbackGate) -> None:
     for stage in STAGES:
         if ctx.done(stage.name, "stage") is None:
             run_stage(ctx, stage, gate)
+        if ctx.done(stage.name, "memory") is None:
+            ctx.mark(stage.name, "memory", {"records": reflect(ctx, stage.name)})
+    if ctx.done("run", "skills") is None:
+        ctx.mark("run", "skills", {"outcomes": [o.model_dump() for o in distill_skills(ctx)]})
+    if ctx.done("run", "policy") is None:
+        ctx.mark("run", "policy", {"rounds": train_planner(ctx)})
     ctx.store.set_run_status(ctx.run.id, "done")
     ctx.log("run_done")
 
@@ -85,12 +100,14 @@ def run_stage(ctx: RunContext, stage: Stage, gate: FeedbackGate) -> None:
         try:
             summary = stage.run(ctx, planned.plan)
         except NanoResearchError as exc:
+            count_uses(ctx, stage.name, planned.plan_id, planned.plan.skills, succeeded=False)
             ctx.store.save_step(ctx.run.id, stage.name, "stage", "failed", {"error": exc.message})
             ctx.store.set_run_status(ctx.run.id, "failed")
             ctx.log("stage_failed", stage=stage.name, error=exc.message)
             raise
         seconds = round(time.perf_counter() - started, 3)
         summary = summary.replace(f"{ctx.workspace}/", "")  # summaries reach later prompts: keep them portable
+        count_uses(ctx, stage.name, planned.plan_id, planned.plan.skills, succeeded=stage_succeeded(ctx, stage.name))
         ctx.mark(stage.name, "stage", {"summary": summary, "plan_id": planned.plan_id, "seconds": seconds})
         ctx.log("stage_done", stage=stage.name, summary=summary, seconds=seconds)
         ctx.say(f"  done: {summary}")
@@ -99,7 +116,34 @@ def run_stage(ctx: RunContext, stage: Stage, gate: FeedbackGate) -> None:
             return
         ctx.store.add_feedback(ctx.user_id, ctx.run.id, stage.name, answer.action, answer.text, planned.plan_id)
         ctx.log("feedback", stage=stage.name, action=answer.action, text=answer.text)
+        if answer.text:
+            after_feedback(ctx.settings)  # policy.when = "background": the planner trains while the run goes on
         if answer.action != "redirect":
             return
         redirect = answer.text
         ctx.store.clear_steps(ctx.run.id, stage.name)  # the stage runs again, re-planned
+
+
+def stage_succeeded(ctx: RunContext, stage: str) -> bool:
+    """A stage that finished succeeded, except an experiment in which no trial passed the evaluator."""
+    if stage != "experiment":
+        return True
+    return any(t.score is not None and not t.failure for t in ctx.store.trials(ctx.run.id))
+
+
+def train_planner(ctx: RunContext) -> list[dict]:
+    """The SDPO round(s) owed at the end of a run with written feedback (policy.when decides)."""
+    if not any(f.text for f in ctx.store.feedback(ctx.user_id, ctx.run.id)):
+        return []
+    try:
+        results = at_end_of_run(ctx.settings, ctx.store)
+    except Exception as exc:  # noqa: BLE001 - e.g. a remote planner has no weights, or torch ran out of memory:
+        # the run's results stand either way, and `nanoresearch policy train` can try again
+        message = exc.message if isinstance(exc, NanoResearchError) else f"{type(exc).__name__}: {exc}"
+        ctx.say(f"planner policy not trained: {message}")
+        ctx.log("policy_update", status="skipped", message=message)
+        return [{"status": "skipped", "message": message}]
+    for result in results:
+        ctx.say(f"planner policy: {result.message}")
+        ctx.log("policy_update", status=result.status, version=result.version, message=result.message)
+    return [{"status": r.status, "version": r.version, "message": r.message} for r in results]

@@ -67,6 +67,8 @@ METRICS: dict[str, dict[str, tuple[str, str]]] = {
 }
 ALL_METRICS = sorted({name for metrics in METRICS.values() for name in metrics})
 
+# A knob is the recipe's own variable: never one the sandbox or the run matrix sets.
+RESERVED_ENV = re.compile(r"^(SEED|PATH|HOME|LANG|TMPDIR|PYTHON\w*|NANORESEARCH\w*|OMP\w*|CUDA\w*)$")
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,23}$")]
 
 
@@ -143,8 +145,12 @@ def recipe_prompt(ctx: RunContext, plan: StagePlan, hypothesis: str) -> str:
 def write_and_check(folder: Path, draft: TaskDraft) -> str:
     """Write the task folder; return what is wrong with it ('' when the recipe runs and scores)."""
     write_task(folder, draft)
+    if RESERVED_ENV.match(draft.knob.env):
+        return f"the knob {draft.knob.env} is a reserved variable; name the recipe's own setting"
     if not reads_env(draft.recipe, draft.knob.env):
         return f"{RECIPE} never reads its knob {draft.knob.env} from the environment"
+    if "sklearn.datasets" in draft.recipe or DATASETS[draft.dataset].loader in draft.recipe:
+        return f"{RECIPE} loads the dataset itself; it may only read data through data.py (the held-out labels stay hidden)"
     try:
         task = load_task(folder)
     except UserError as exc:
@@ -211,8 +217,11 @@ def try_recipe(task: Task) -> Outcome:
         except TimeoutError:
             return Outcome(failure="timeout", detail=f"{RECIPE} ran past {task.resources.time_s}s")
         if code != 0:
-            return Outcome(failure="crash", detail=f"{RECIPE} exited with code {code}: {(stderr or stdout)[-600:]}")
-        return run_evaluator(task, workdir, partial(run_sandboxed, readonly=[workdir]))
+            # the scratch path is random: keep it out of the repair prompt, which a resume must replay
+            tail = (stderr or stdout)[-600:].replace(str(workdir), "<trial>")
+            return Outcome(failure="crash", detail=f"{RECIPE} exited with code {code}: {tail}")
+        outcome = run_evaluator(task, workdir, partial(run_sandboxed, readonly=[workdir]))
+        return outcome.model_copy(update={"detail": outcome.detail.replace(str(workdir), "<trial>")})
 
 
 def data_module(dataset: Dataset) -> str:

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from nanoresearch.errors import StoreError
+from nanoresearch.knowledge.models import IndexEntry, KnowledgeKind, MemoryRecord, Skill, SkillFileState
 from nanoresearch.store.models import (
     Feedback,
     FeedbackAction,
@@ -317,6 +318,194 @@ class Store:
                 "SELECT kind, SUM(amount) FROM ledger WHERE user_id = ? AND run_id = ? GROUP BY kind", (user_id, run_id)
             )
         return {kind: total for kind, total in rows}
+
+    # --- knowledge --- skill index and memory records (knowledge/skillbank.py, memory.py, retrieval.py).
+    # Scope is applied here, in SQL: a user's own rows plus rows shared on purpose, never another's.
+
+    def knowledge_version(self, kind: KnowledgeKind) -> int:
+        """Bumped by every write that changes what retrieval sees; in-memory indexes reload on a change."""
+        return self._conn.execute("SELECT version FROM knowledge_versions WHERE kind = ?", (kind,)).fetchone()[0]
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection, kind: KnowledgeKind) -> None:
+        conn.execute("UPDATE knowledge_versions SET version = version + 1 WHERE kind = ?", (kind,))
+
+    def index_entries(self, kind: KnowledgeKind, user_id: int) -> list[IndexEntry]:
+        """Everything of one kind that this user may see: their own rows and shared ones."""
+        if kind == "skill":
+            rows = self._conn.execute(
+                "SELECT id, document, tags_json, stages_json, updated_at, embedder, vector, uses, successes"
+                " FROM skills WHERE user_id = ? OR user_id IS NULL ORDER BY id", (user_id,))
+            return [IndexEntry(id=r[0], document=r[1], tags=json.loads(r[2]), stages=json.loads(r[3]), updated=r[4],
+                               embedder=r[5], vector=r[6], uses=r[7], successes=r[8]) for r in rows]
+        rows = self._conn.execute(
+            "SELECT id, document, tags_json, stages_json, updated_at, embedder, vector, importance, confidence,"
+            " reinforced_at, project_id, type FROM memories WHERE user_id = ? OR visibility = 'shared' ORDER BY id",
+            (user_id,))
+        return [IndexEntry(id=r[0], document=r[1], tags=json.loads(r[2]), stages=json.loads(r[3]), updated=r[4],
+                           embedder=r[5], vector=r[6], importance=r[7], confidence=r[8], reinforced=r[9],
+                           project_id=r[10], type=r[11]) for r in rows]
+
+    def save_vectors(self, kind: KnowledgeKind, rows: list[tuple[int, str, bytes]]) -> None:
+        """(id, embedder, float32 bytes): derived data, so no version bump."""
+        table = "skills" if kind == "skill" else "memories"
+        with self.transaction() as conn:
+            conn.executemany(f"UPDATE {table} SET embedder = ?, vector = ? WHERE id = ?",
+                             [(embedder, blob, item_id) for item_id, embedder, blob in rows])
+
+    def skill_files(self, owner_id: int | None) -> dict[str, SkillFileState]:
+        """The indexed skills of one folder (a user's private skills, or the shared ones), by name."""
+        rows = self._conn.execute(
+            "SELECT name, id, path, file_sha256, file_mtime_ns, file_size FROM skills WHERE ifnull(user_id, 0) = ?",
+            (owner_id or 0,))
+        return {r[0]: SkillFileState(id=r[1], path=r[2], sha256=r[3], mtime_ns=r[4], size=r[5]) for r in rows}
+
+    def put_skill(self, owner_id: int | None, skill: Skill, state: SkillFileState, document: str) -> int:
+        """Index a skill read from (or just written to) its SKILL.md; a changed text drops its old vector."""
+        data = skill.model_dump(mode="json", exclude={"owner", "path", "id"})
+        values = (state.path, state.sha256, state.mtime_ns, state.size, json.dumps(data), document,
+                  json.dumps(skill.tags), json.dumps(skill.stages), skill.uses, skill.successes, data["updated"])
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO skills (user_id, name, path, file_sha256, file_mtime_ns, file_size, skill_json, document,"
+                " tags_json, stages_json, uses, successes, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (ifnull(user_id, 0), name) DO UPDATE SET path = excluded.path,"
+                " file_sha256 = excluded.file_sha256, file_mtime_ns = excluded.file_mtime_ns,"
+                " file_size = excluded.file_size, skill_json = excluded.skill_json, tags_json = excluded.tags_json,"
+                " stages_json = excluded.stages_json, uses = excluded.uses, successes = excluded.successes,"
+                " updated_at = excluded.updated_at,"
+                " vector = CASE WHEN document = excluded.document THEN vector END,"
+                " embedder = CASE WHEN document = excluded.document THEN embedder END,"
+                " document = excluded.document",
+                (owner_id, skill.name, *values),
+            )
+            self._bump(conn, "skill")
+            return conn.execute("SELECT id FROM skills WHERE ifnull(user_id, 0) = ? AND name = ?",
+                                (owner_id or 0, skill.name)).fetchone()[0]
+
+    def touch_skill_file(self, skill_id: int, state: SkillFileState) -> None:
+        """The file was rewritten with the same content (or only its mtime changed): remember the new stat."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE skills SET file_mtime_ns = ?, file_size = ? WHERE id = ?",
+                         (state.mtime_ns, state.size, skill_id))
+
+    def delete_skill(self, skill_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM skills WHERE id = ?", (skill_id,))
+            self._bump(conn, "skill")
+
+    def visible_skills(self, user_id: int, ids: list[int] | None = None) -> list[Skill]:
+        """The user's own skills, then the shared ones, by name; only the given ids when asked."""
+        sql = ("SELECT skills.skill_json, skills.path, users.name, skills.id FROM skills"
+               " LEFT JOIN users ON users.id = skills.user_id WHERE (skills.user_id = ? OR skills.user_id IS NULL)")
+        args: list[object] = [user_id]
+        if ids is not None:
+            sql += f" AND skills.id IN ({', '.join('?' for _ in ids)})"
+            args += ids
+        rows = self._conn.execute(sql + " ORDER BY skills.user_id IS NULL, skills.name", args).fetchall()
+        return [Skill(**json.loads(r[0]), path=Path(r[1]), owner=r[2], id=r[3]) for r in rows]
+
+    def skill_ids(self, user_id: int) -> dict[int, tuple[int | None, str]]:
+        """id -> (owner id, name) of every skill the user may see."""
+        rows = self._conn.execute("SELECT id, user_id, name FROM skills WHERE user_id = ? OR user_id IS NULL", (user_id,))
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def add_memory(self, record: MemoryRecord, document: str) -> int:
+        with self.transaction() as conn:
+            memory_id = conn.execute(
+                "INSERT INTO memories (user_id, project_id, visibility, type, text, conditions_json, evidence_json,"
+                " tags_json, stages_json, importance, confidence, support, contradictions, document, created_at,"
+                " updated_at, reinforced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.user_id, record.project_id, record.visibility, record.type, record.text,
+                 record.conditions.model_dump_json(), json.dumps([e.model_dump() for e in record.evidence]),
+                 json.dumps(record.tags), json.dumps(record.stages), record.importance, record.confidence,
+                 record.support, record.contradictions, document, record.created.isoformat(),
+                 record.updated.isoformat(), record.reinforced.isoformat()),
+            ).lastrowid
+            self._bump(conn, "memory")
+            return memory_id
+
+    def memory_twin(self, record: MemoryRecord) -> int | None:
+        """The id of the owner's record with the same type, text, project and visibility, if any."""
+        row = self._conn.execute(
+            "SELECT id FROM memories WHERE user_id = ? AND type = ? AND text = ? AND project_id IS ? AND visibility = ?",
+            (record.user_id, record.type, record.text, record.project_id, record.visibility)).fetchone()
+        return None if row is None else row[0]
+
+    def visible_memories(
+        self, user_id: int, ids: list[int] | None = None, project_id: int | None = None, types: list[str] | None = None,
+    ) -> list[MemoryRecord]:
+        """Records this user may see (their own and shared ones), oldest first, narrowed as asked.
+
+        A project narrows to that project's records plus the user-wide ones (no project).
+        """
+        sql, args = "SELECT * FROM memories WHERE (user_id = ? OR visibility = 'shared')", [user_id]
+        if ids is not None:
+            sql, args = sql + f" AND id IN ({', '.join('?' for _ in ids)})", [*args, *ids]
+        if project_id is not None:
+            sql, args = sql + " AND (project_id IS NULL OR project_id = ?)", [*args, project_id]
+        if types:
+            sql, args = sql + f" AND type IN ({', '.join('?' for _ in types)})", [*args, *types]
+        rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        links = self._memory_links(user_id, [r["id"] for r in rows])
+        return [self._memory(r, links.get(r["id"], [])) for r in rows]
+
+    def _memory_links(self, user_id: int, ids: list[int]) -> dict[int, list[int]]:
+        """Links to records the user may see: a link never reveals another user's private record."""
+        found: dict[int, list[int]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self._conn.execute(
+                "SELECT l.record_id, l.other_id FROM memory_links l JOIN memories o ON o.id = l.other_id"
+                f" WHERE l.record_id IN ({', '.join('?' for _ in chunk)}) AND (o.user_id = ? OR o.visibility = 'shared')"
+                " ORDER BY l.other_id", (*chunk, user_id))
+            for record_id, other_id in rows:
+                found.setdefault(record_id, []).append(other_id)
+        return found
+
+    @staticmethod
+    def _memory(row: sqlite3.Row, contradicts: list[int]) -> MemoryRecord:
+        return MemoryRecord(
+            id=row["id"], user_id=row["user_id"], project_id=row["project_id"], visibility=row["visibility"],
+            type=row["type"], text=row["text"], conditions=json.loads(row["conditions_json"]),
+            evidence=json.loads(row["evidence_json"]), tags=json.loads(row["tags_json"]),
+            stages=json.loads(row["stages_json"]), importance=row["importance"], confidence=row["confidence"],
+            support=row["support"], contradictions=row["contradictions"], contradicts=contradicts,
+            created=row["created_at"], updated=row["updated_at"], reinforced=row["reinforced_at"],
+        )
+
+    def support_memory(self, memory_id: int, confidence: float) -> None:
+        stamp = now()
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE memories SET support = support + 1, confidence = ?, updated_at = ?, reinforced_at = ?"
+                " WHERE id = ?", (confidence, stamp, stamp, memory_id))
+            self._bump(conn, "memory")
+
+    def contradict_memory(self, old_id: int, new_id: int, old_confidence: float) -> None:
+        """Lower the old record's confidence, count the conflict on both, link them both ways: all or nothing."""
+        stamp = now()
+        with self.transaction() as conn:
+            conn.execute("UPDATE memories SET confidence = ?, updated_at = ? WHERE id = ?", (old_confidence, stamp, old_id))
+            conn.execute("UPDATE memories SET contradictions = contradictions + 1 WHERE id IN (?, ?)", (old_id, new_id))
+            conn.executemany(
+                "INSERT OR IGNORE INTO memory_links (record_id, other_id, relation, created_at)"
+                " VALUES (?, ?, 'contradicts', ?)", [(old_id, new_id, stamp), (new_id, old_id, stamp)])
+            self._bump(conn, "memory")
+
+    def delete_memory(self, memory_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
+            self._bump(conn, "memory")
+
+    def project_named(self, user_id: int, name: str) -> int | None:
+        row = self._conn.execute("SELECT id FROM projects WHERE user_id = ? AND name = ?", (user_id, name)).fetchone()
+        return None if row is None else row[0]
+
+    def project_names(self, user_id: int) -> dict[int, str]:
+        return dict(self._conn.execute("SELECT id, name FROM projects WHERE user_id = ?", (user_id,)).fetchall())
+
+    # --- end of knowledge ---
 
 
 _TRIAL_COLUMNS = (

@@ -52,6 +52,7 @@ class LoopSettings(BaseModel):
     # model that cannot produce edits does not spin forever when the budget has no trial limit.
     max_stalled: int = Field(5, ge=1)
     env: dict[str, str] = {}  # given to every trial (e.g. a fixed seed), under any per-trial values
+    guidance: str = ""  # the research plan for these trials (objectives, the user's skills), shown to proposers
 
 
 class BudgetExhausted(Exception):
@@ -293,7 +294,8 @@ class TrialLoop:
 
     def task_text(self) -> str:
         direction = "higher" if self.task.score.direction == "maximize" else "lower"
-        return f"{self.task.name}: {self.task.description}\nScore: {self.task.score.metric} ({direction} is better)."
+        text = f"{self.task.name}: {self.task.description}\nScore: {self.task.score.metric} ({direction} is better)."
+        return f"{text}\nPlan:\n{self.settings.guidance}" if self.settings.guidance else text
 
 
 def specialists_for(task: Task, files: list[str]) -> list[Specialist]:

@@ -15,7 +15,7 @@ from nanoresearch.pipeline.distill import distill_skills
 from nanoresearch.pipeline.ideation import Ideas
 from nanoresearch.pipeline.orchestrator import STAGES, Unattended, run_pipeline, run_stage
 from nanoresearch.pipeline.recall import count_uses
-from nanoresearch.pipeline.reflect import file_record
+from nanoresearch.pipeline.reflect import file_record, reflect
 from nanoresearch.store.models import Trial
 
 RELATED_GOAL = "raise the accuracy of a handwritten digit classifier with better training"
@@ -174,3 +174,12 @@ def test_a_stage_counts_its_skills_once_even_when_resumed_and_survives_a_removed
     skill = SkillBank(ctx.settings, ctx.store).get_skill("more-solver-iterations")
     assert (skill.uses, skill.successes) == (1, 1)
     assert events(ctx, "skill_use_not_counted")[0]["skill"] == "since-removed"
+
+
+@pytest.mark.slow  # MiniLM
+def test_a_run_that_repeats_itself_supports_a_memory_once_at_most(make_context) -> None:
+    ctx = make_context(ResearcherProvider())
+    for stage in ("ideation", "planning", "writing"):  # the researcher writes the same note after every stage
+        reflect(ctx, stage)
+    (record,) = Memory(ctx.store, ctx.user_id).list()
+    assert record.support == 0 and record.evidence[0].run_id == ctx.run.id

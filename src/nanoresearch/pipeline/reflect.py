@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from nanoresearch.errors import LLMError, NanoResearchError
 from nanoresearch.knowledge.memory import Memory
 from nanoresearch.knowledge.models import MEMORY_TYPES, Conditions, Evidence, MemoryRecord
+from nanoresearch.knowledge.retrieval import memory_document
 from nanoresearch.pipeline.context import RunContext
 from nanoresearch.pipeline.recall import ask_judgement, memory
 
@@ -115,6 +116,8 @@ def file_record(ctx: RunContext, record: MemoryRecord) -> int:
     closest = same_topic(mine, record)
     if closest is None:
         return mine.remember(record).id
+    if closest.id in filed_in_this_run(ctx):  # one run is one piece of evidence, however often it repeats itself
+        return closest.id
     if closest.text == record.text:  # said again, word for word: support, nothing to judge
         return mine.support(closest.id).id
     relation = judge(ctx, closest, record)
@@ -126,8 +129,15 @@ def file_record(ctx: RunContext, record: MemoryRecord) -> int:
     return mine.remember(record).id
 
 
+def filed_in_this_run(ctx: RunContext) -> set[int]:
+    """The records this run already wrote, supported or contradicted (from its memory checkpoints)."""
+    return {s.payload["id"] for s in ctx.store.steps(ctx.run.id)
+            if s.step.startswith("memory-") and s.status == "done" and s.payload.get("id")}
+
+
 def same_topic(mine: Memory, record: MemoryRecord) -> MemoryRecord | None:
-    hits = mine.search(record.text, project_id=record.project_id, k=1)
+    # the record's whole document (text and conditions), as the index embeds it: the same record scores 1
+    hits = mine.search(memory_document(record), project_id=record.project_id, k=1)
     if hits and hits[0].components.get("embedding", 0.0) >= SAME_TOPIC and hits[0].item.user_id == mine.user_id:
         return hits[0].item  # type: ignore[return-value]
     return None

@@ -101,12 +101,11 @@ def bench_step(settings, args) -> dict:
 
 
 def bench_round(settings, args) -> dict:
-    from tiny_planner import record_feedback
-
     from nanoresearch.llm.local import load_model
     from nanoresearch.policy.adapters import load_planner
     from nanoresearch.policy.train import train_user
     from nanoresearch.store import Store
+    from tiny_planner import record_feedback
 
     lm = load_model(settings.stage("planner").model, settings.cache_dir, engine="transformers")
     plan = '{"objectives": ["train a small convolutional network on the digits"], "constraints": ["use three seeds"], "budget_share": "50%"}'

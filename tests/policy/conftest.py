@@ -1,8 +1,8 @@
 import pytest
-from tiny_planner import write_tiny_planner
 
 from nanoresearch.config import Settings, load_settings
 from nanoresearch.llm.local import _load_hf_folder
+from tiny_planner import write_tiny_planner
 
 
 @pytest.fixture(scope="session")

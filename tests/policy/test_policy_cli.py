@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from tiny_planner import record_feedback
 
 from helpers import run_cli
 from nanoresearch.config import load_settings
 from nanoresearch.policy.adapters import active_version, policy_paths
+from tiny_planner import record_feedback
 
 PLAN = '{"objectives": ["train a small network"], "constraints": [], "budget_share": "50%"}'
 

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from tiny_planner import planner_prompt
 
 from nanoresearch.llm.local import _load_hf_folder, prompt_ids
 from nanoresearch.llm.provider import Message
@@ -21,6 +20,7 @@ from nanoresearch.policy.sdpo import (
     train_round,
     trainable_parameters,
 )
+from tiny_planner import planner_prompt
 
 PLAN = '{"objectives": ["train a small network"], "constraints": ["use three seeds"], "budget_share": "50%"}'
 

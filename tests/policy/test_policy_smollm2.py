@@ -9,7 +9,6 @@ consistent plan paraphrases the feedback rather than quoting it.
 import hashlib
 
 import pytest
-from tiny_planner import record_feedback
 
 from nanoresearch.config import load_settings
 from nanoresearch.llm.local import load_model
@@ -17,6 +16,7 @@ from nanoresearch.policy.adapters import load_planner, policy_paths
 from nanoresearch.policy.checks import encode_pairs, margins, plan_json, probe_messages
 from nanoresearch.policy.metrics import ProbePair, ProbeSet
 from nanoresearch.policy.train import train_user
+from tiny_planner import record_feedback
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ import hashlib
 import json
 
 import pytest
-from tiny_planner import planner_prompt, record_feedback
 
 from nanoresearch.llm.local import Sampling, generate_text, prompt_ids
 from nanoresearch.policy.adapters import (
@@ -22,6 +21,7 @@ from nanoresearch.policy.adapters import (
 from nanoresearch.policy.metrics import UpdateMetrics
 from nanoresearch.policy.train import after_feedback, at_end_of_run, train_user
 from nanoresearch.policy.triples import ReplayBuffer
+from tiny_planner import planner_prompt, record_feedback
 
 PLAN = '{"objectives": ["train a small network"], "constraints": ["use three seeds"], "budget_share": "50%"}'
 ABLATION = "always include an ablation of each component"

@@ -19,6 +19,29 @@ def test_config_init_then_show(capsys, monkeypatch, home):
     assert json.loads(shown.out)["stages"]["writing"]["model"] == "smollm2-135m"
 
 
+def test_config_show_prints_toml_that_loads_back(capsys, monkeypatch, home):
+    """Unset settings (None) have no TOML form: they are left out instead of crashing."""
+    import tomllib
+
+    for setup in ([], ["config", "init"]):
+        if setup:
+            assert run_cli(capsys, monkeypatch, *setup).code == 0
+        shown = run_cli(capsys, monkeypatch, "config", "show")
+        assert shown.code == 0, shown.err
+        assert "Traceback" not in shown.err
+        parsed = tomllib.loads(shown.out)
+        assert parsed["stages"]["writing"]["model"] == "smollm2-135m"
+        assert parsed["user"] == json.loads(run_cli(capsys, monkeypatch, "config", "show", "--json").out)["user"]
+
+
+@pytest.mark.parametrize("name", ["..", ".", "a/b"])
+def test_user_flag_refuses_names_that_leave_the_users_folder(capsys, monkeypatch, home, name):
+    before = sorted(home.parent.rglob("*"))
+    result = run_cli(capsys, monkeypatch, "--user", name, "skills", "list")
+    assert result.code == 2 and "user" in result.err and "Traceback" not in result.err
+    assert sorted(home.parent.rglob("*")) == before  # refused before anything was written
+
+
 def test_user_flag_beats_environment(capsys, monkeypatch):
     shown = run_cli(capsys, monkeypatch, "--user", "bob", "config", "show", "--json")
     assert json.loads(shown.out)["user"] == "bob"

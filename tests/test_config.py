@@ -78,7 +78,14 @@ def test_init_writes_a_file_that_loads_back(home):
         init_config_file(home)
 
 
-def test_user_name_is_validated(monkeypatch):
-    monkeypatch.setenv("NANORESEARCH_USER", "../bob")
+@pytest.mark.parametrize("name", ["../bob", "..", ".", "...", "a/b", ".hidden", "-rf", "", "x" * 65])
+def test_user_name_is_validated(monkeypatch, name):
+    monkeypatch.setenv("NANORESEARCH_USER", name)
     with pytest.raises(ConfigError, match="user"):
         load_settings()
+
+
+@pytest.mark.parametrize("name", ["ada", "ada.lovelace", "_svc", "a-1", "x" * 64])
+def test_plain_user_names_pass(monkeypatch, name):
+    monkeypatch.setenv("NANORESEARCH_USER", name)
+    assert load_settings().user == name

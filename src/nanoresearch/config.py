@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextvars
 import getpass
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -32,6 +34,16 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A server on this machine may run the model on a CPU: single calls of a 1.5B model took 13-430 s,
+# so a minute would time out healthy calls. A hosted API that is silent for a minute is in trouble.
+LOOPBACK_TIMEOUT_S = 600.0
+REMOTE_TIMEOUT_S = 60.0
+
+
+def is_loopback_url(url: str | None) -> bool:
+    return (urlparse(url or "").hostname or "") in ("localhost", "127.0.0.1", "::1")
+
+
 class EndpointSettings(Section):
     """A named LLM endpoint. `kind` picks the provider implementation from the registry."""
 
@@ -41,11 +53,19 @@ class EndpointSettings(Section):
     default_model: str | None = None
     # The key is read from this environment variable at call time; it is never written to disk.
     api_key_env: str | None = None
-    timeout_s: float = Field(60.0, gt=0)
+    # Seconds to wait for one answer; unset: LOOPBACK_TIMEOUT_S for a server on this machine,
+    # REMOTE_TIMEOUT_S for any other. See answer_timeout_s().
+    timeout_s: float | None = Field(None, gt=0)
     # How to ask for schema-shaped output. json_schema: OpenAI's response_format; json_object:
     # the {"type": "json_object", "schema": ...} dialect of llama.cpp's server; prompt: only the
     # instruction, then validate + repair. auto tries them in that order and keeps what works.
     structured: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
+
+    def answer_timeout_s(self) -> float:
+        """The configured timeout, or the default for where the server runs."""
+        if self.timeout_s is not None:
+            return self.timeout_s
+        return LOOPBACK_TIMEOUT_S if is_loopback_url(self.base_url) else REMOTE_TIMEOUT_S
 
 
 class StageModel(Section):
@@ -175,11 +195,16 @@ def default_home() -> Path:
     return Path(os.environ.get(f"{ENV_PREFIX}HOME") or Path.home() / ".nanoresearch")
 
 
+USER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+
+
 def default_user() -> str:
+    """The login name, or "default" where there is none (containers) or it is no valid user name."""
     try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers): fall back to a fixed name
+        name = getpass.getuser()
+    except Exception:
         return "default"
+    return name if USER_NAME.fullmatch(name) else "default"
 
 
 _toml_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("toml", default=None)
@@ -215,8 +240,11 @@ class Settings(BaseSettings):
     @field_validator("user")
     @classmethod
     def _user_is_a_plain_name(cls, value: str) -> str:
-        if not value or len(value) > 64 or not all(c.isalnum() or c in "._-" for c in value):
-            raise ValueError("user names use letters, digits, '.', '_' or '-' (at most 64)")
+        # The name becomes a folder under users/: "..", "." or "/x" would write outside it.
+        if not USER_NAME.fullmatch(value):
+            raise ValueError(
+                "user names use letters, digits, '.', '_' or '-', start with a letter, digit or '_' (at most 64)"
+            )
         return value
 
     @field_validator("endpoints", mode="before")
@@ -351,4 +379,13 @@ def init_config_file(home: Path | None = None, force: bool = False) -> Path:
 
 
 def settings_as_toml(settings: Settings) -> str:
-    return tomli_w.dumps(settings.model_dump(mode="json"))
+    """The settings as a config file; unset (None) values are left out, since TOML has no null."""
+    return tomli_w.dumps(_without_none(settings.model_dump(mode="json")))
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value if v is not None]
+    return value

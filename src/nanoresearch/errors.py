@@ -45,6 +45,14 @@ class LLMTimeoutError(TransientLLMError):
     pass
 
 
+class EndpointUnavailableError(LLMError):
+    """The endpoint stayed unreachable (or kept failing transiently) through every retry.
+
+    Not the model's fault and not the trial's: a run pauses on it (resume continues), and the
+    trial loop never charges a trial for it.
+    """
+
+
 class FatalLLMError(LLMError):
     """Retrying cannot help: bad key, unknown model, malformed request."""
 

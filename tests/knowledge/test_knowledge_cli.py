@@ -113,3 +113,21 @@ def test_bad_memory_input(capsys, monkeypatch) -> None:
     assert "no project named 'nope'" in run_cli(capsys, monkeypatch, "memory", "list", "--project", "nope").err
     assert "the text is empty" in run_cli(capsys, monkeypatch, "memory", "add", "  ").err
     assert run_cli(capsys, monkeypatch, "memory", "search", "x").err.strip() == "no record matched"
+
+
+def test_import_refuses_another_users_private_skills(capsys, monkeypatch, home):
+    """bob's private skill folder is bob's: ann cannot copy it in by path, directly or by a link."""
+    assert run_cli(capsys, monkeypatch, "--user", "bob", "skills", "import", str(AGENT_SKILLS / "csv-profiler")).code == 0
+    bobs = home / "users" / "bob" / "skills"
+    assert (bobs / "csv-profiler" / "SKILL.md").is_file()
+    link = home.parent / "innocent-looking"
+    link.symlink_to(bobs / "csv-profiler")
+    for source in (bobs, bobs / "csv-profiler", link, home / "users"):
+        result = run_cli(capsys, monkeypatch, "--user", "ann", "skills", "import", str(source))
+        assert result.code == 1 and ("nothing imported" in result.err or "every user's" in result.err), result.err
+        assert "Traceback" not in result.err
+    assert not (home / "users" / "ann" / "skills" / "csv-profiler").exists()
+    shown = run_cli(capsys, monkeypatch, "--user", "ann", "skills", "list")
+    assert "csv-profiler" not in shown.out
+    # bob may still re-import his own folder
+    assert run_cli(capsys, monkeypatch, "--user", "bob", "skills", "import", str(bobs / "csv-profiler"), "--replace").code == 0

@@ -65,6 +65,23 @@ def test_recordings_are_scoped_to_their_user(store):
     assert store.find_llm_call(bob, "same-key") is None
 
 
+def test_a_failed_call_is_kept_and_charged_but_not_found_as_an_answer(store):
+    user = store.ensure_user("alice")
+    store.record_llm_call(make_call(user, "k").model_copy(update={"failure": "schema violation at score"}))
+    assert store.find_llm_call(user, "k") is None
+    assert store.find_llm_call(user, "k", include_failed=True).failure == "schema violation at score"
+    assert [c.failure for c in store.llm_calls(user)] == ["schema violation at score"]
+    assert store.spent(user)["tokens"] == 7
+
+
+def test_a_usable_recording_comes_before_a_later_failed_one(store):
+    user = store.ensure_user("alice")
+    store.record_llm_call(make_call(user, "k"))
+    store.record_llm_call(make_call(user, "k").model_copy(update={"response_text": "bad", "failure": "cut off"}))
+    assert store.find_llm_call(user, "k").response_text == "answer k"
+    assert store.find_llm_call(user, "k", include_failed=True).response_text == "answer k"
+
+
 def test_unwritable_location_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -127,3 +144,34 @@ def test_a_killed_writer_leaves_a_consistent_database(tmp_path):
         assert calls >= 20
         assert calls == charges  # each call and its charge landed together or not at all
         store.record_llm_call(make_call(store.ensure_user("after"), "still-writable"))
+
+
+def test_trials_of_an_older_database_survive_the_failure_label_migration(tmp_path):
+    """0005 rebuilds `trials` (SQLite cannot change a CHECK): rows, lineage links and the index stay."""
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    for number, sql in migrations():
+        if number >= 5:
+            break
+        conn.executescript(sql)
+        conn.execute(f"PRAGMA user_version = {number}")
+    conn.executescript("""
+        INSERT INTO users VALUES (1, 'ann', 't');
+        INSERT INTO projects VALUES (1, 1, 'p', 'g', 't');
+        INSERT INTO runs VALUES ('r1', 1, 'g', 'done', '/w', '{}', 't', 't');
+        INSERT INTO trials (id, run_id, parent_id, proposer, command, executor, status, failure, created_at)
+            VALUES (1, 'r1', NULL, 'baseline', 'python train.py', 'local', 'done', NULL, 't'),
+                   (2, 'r1', 1, 'tuner', 'python train.py', 'local', 'failed', 'infra', 't');
+    """)
+    with pytest.raises(sqlite3.IntegrityError):  # the old CHECK refuses the new labels
+        conn.execute("UPDATE trials SET failure = 'disk' WHERE id = 2")
+    conn.close()
+    with Store(path) as store:
+        assert [(t.id, t.parent_id, t.failure) for t in store.trials("r1")] == [(1, None, None), (2, 1, "infra")]
+        store._conn.execute("UPDATE trials SET failure = 'bad_proposal' WHERE id = 2")
+        with pytest.raises(sqlite3.IntegrityError):  # still a foreign key to itself
+            store._conn.execute("UPDATE trials SET parent_id = 99 WHERE id = 2")
+        assert store._conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        indexes = {r[0] for r in store._conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "trials_by_run" in indexes

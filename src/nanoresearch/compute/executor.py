@@ -21,7 +21,11 @@ from nanoresearch.errors import ConfigError
 if TYPE_CHECKING:
     from nanoresearch.config import Settings
 
-FailureLabel = Literal["crash", "timeout", "oom", "budget_overrun", "gate_miss", "illegal_edit", "infra"]
+# disk: the working copy outgrew its disk limit; bad_proposal: the model gave no usable edit (a
+# weak model, not a broken server); infra: the machinery failed (executor, lost job, evaluator).
+FailureLabel = Literal[
+    "crash", "timeout", "oom", "disk", "budget_overrun", "gate_miss", "illegal_edit", "bad_proposal", "infra"
+]
 
 
 class Resources(BaseModel):

@@ -137,7 +137,8 @@ class SkillBank:
         self.store = store
         self.user = user or settings.user
         self.user_id = store.ensure_user(self.user)
-        self.private_root = settings.home / "users" / self.user / "skills"
+        self.users_root = settings.home / "users"
+        self.private_root = self.users_root / self.user / "skills"
         self.shared_root = settings.home / "shared" / "skills"
         self.retriever = retriever or Retriever(store, embedder)
         self.problems: list[str] = []  # SKILL.md files that could not be read at the last sync
@@ -237,7 +238,10 @@ class SkillBank:
 
     def import_skills(self, source: Path, shared: bool = False, replace: bool = False) -> list[Skill]:
         """Copy in one skill folder, or every skill folder inside `source`; all of them or none."""
+        self._refuse_other_users_folder(source)
         folders = _skill_folders(source)
+        for folder in folders:  # a subfolder may be a link into someone else's bank
+            self._refuse_other_users_folder(folder)
         visibility = "shared" if shared else "private"
         skills = _read_all(folders)
         existing = {s.name for s in self.list_skills() if s.visibility == visibility}
@@ -254,6 +258,17 @@ class SkillBank:
                     shutil.copytree(folder, target, ignore=_not_copied)
                 imported.append(self._write(skill.model_copy(update={"visibility": visibility}), target))
         return imported
+
+    def _refuse_other_users_folder(self, folder: Path) -> None:
+        """Another user's private skills are theirs: importing them would publish or copy them."""
+        resolved, users = folder.resolve(), self.users_root.resolve()
+        if resolved.is_relative_to(users) and resolved != users and resolved.relative_to(users).parts[0] != self.user:
+            raise UserError(
+                f"{folder} belongs to another user of this NanoResearch home; nothing imported",
+                hint="ask them to export the skill (`nanoresearch skills export`) and import that copy",
+            )
+        if resolved == users:
+            raise UserError(f"{folder} holds every user's folders; import a skill folder of your own")
 
     def export_skills(self, dest: Path, names: list[str] | None = None) -> list[Path]:
         """Copy skills (all the user may see, or the named ones) into `dest`, one folder each."""

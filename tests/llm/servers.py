@@ -2,8 +2,9 @@
 
 `LlamaServer` runs llama-cpp-python's OpenAI-compatible server in a subprocess on a free loopback
 port, serving the bundled SmolLM2-135M GGUF. `ScriptedServer` is a stdlib HTTP server in a thread
-that answers each request with the next queued `Reply` (status, JSON body, optional delay) and
-records every request it received, so a test can say exactly what the client sent and how often.
+that answers each request with the next queued `Reply` (status, JSON body or raw text, optional
+delay) and records every request it received, so a test can say exactly what the client sent and
+how often.
 """
 
 from __future__ import annotations
@@ -148,12 +149,20 @@ class LlamaServer:
 
 @dataclass
 class Reply:
-    """One scripted answer. `body` is sent as JSON; `delay_s` holds the answer back that long."""
+    """One scripted answer. `body` is sent as JSON, or `raw` as it is (what a proxy or a captive
+    portal sends); `delay_s` holds the answer back that long."""
 
     status: int = 200
     body: Any = None
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    raw: str | None = None
+    content_type: str = "application/json"
+
+    def payload(self) -> bytes:
+        if self.raw is not None:
+            return self.raw.encode()
+        return json.dumps(self.body if self.body is not None else {}).encode()
 
 
 @dataclass
@@ -195,9 +204,11 @@ class ScriptedServer:
 
     def reply(self, status: int = 200, body: Any = None, delay_s: float = 0.0, times: int = 1) -> ScriptedServer:
         """Queue the same reply `times` times."""
+        return self.reply_with(Reply(status, body, delay_s), times)
+
+    def reply_with(self, reply: Reply, times: int = 1) -> ScriptedServer:
         with self._lock:
-            for _ in range(times):
-                self._replies.append(Reply(status, body, delay_s))
+            self._replies.extend([reply] * times)
         return self
 
     def start(self) -> ScriptedServer:
@@ -250,10 +261,10 @@ class ScriptedServer:
                 reply = server._next(self.command, self.path)
                 if reply.delay_s and server._stopping.wait(reply.delay_s):
                     return  # shutting down: nobody is waiting for this answer any more
-                payload = json.dumps(reply.body if reply.body is not None else {}).encode()
+                payload = reply.payload()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(payload)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -271,14 +282,16 @@ class ScriptedServer:
 # --- reply bodies in each vendor's shape ----------------------------------------------------
 
 
-def openai_chat(text: str, *, model: str = "m1", prompt_tokens: int = 3, completion_tokens: int = 5) -> dict[str, Any]:
+def openai_chat(
+    text: str, *, model: str = "m1", prompt_tokens: int = 3, completion_tokens: int = 5, finish_reason: str = "stop"
+) -> dict[str, Any]:
     return {
         "id": "chatcmpl-scripted",
         "object": "chat.completion",
         "created": 1_700_000_000,
         "model": model,
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,
@@ -300,6 +313,7 @@ def anthropic_message(
     model: str = "claude-test",
     input_tokens: int = 3,
     output_tokens: int = 5,
+    stop_reason: str | None = None,
 ) -> dict[str, Any]:
     """A Messages API reply with a text block, a tool_use block, or both."""
     content: list[dict[str, Any]] = []
@@ -313,7 +327,7 @@ def anthropic_message(
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": "tool_use" if tool_input is not None else "end_turn",
+        "stop_reason": stop_reason or ("tool_use" if tool_input is not None else "end_turn"),
         "stop_sequence": None,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
     }

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 from pydantic import BaseModel
-from servers import ScriptedServer, anthropic_error, anthropic_message
+from servers import Reply, ScriptedServer, anthropic_error, anthropic_message
 
 from nanoresearch.config import load_settings
-from nanoresearch.errors import AuthError
+from nanoresearch.errors import AuthError, EndpointUnavailableError
 from nanoresearch.llm.client import LLM
-from nanoresearch.llm.provider import Message
+from nanoresearch.llm.provider import MalformedReplyError, Message
 from nanoresearch.store import Store
 
 
@@ -89,3 +89,44 @@ def test_bad_key_is_an_auth_error_without_retry(server: ScriptedServer, claude: 
 
     assert len(server.requests) == 1
     assert "api_key_env" in (caught.value.hint or "")
+
+
+BAD_BODIES = {
+    "empty": Reply(raw=""),
+    "html": Reply(raw="<html><body>Gateway says hello</body></html>", content_type="text/html"),
+    "plain text": Reply(raw="no healthy upstream", content_type="text/plain"),
+    "JSON without content": Reply(body={"type": "message", "role": "assistant"}),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+def test_a_malformed_200_reply_is_retried_until_a_proper_one(server: ScriptedServer, claude: LLM, bad: Reply) -> None:
+    server.reply_with(bad).reply(200, anthropic_message("after a retry"))
+
+    done = claude.complete("hi", endpoint="claude", model="claude-test")
+
+    assert done.text == "after a retry"
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("bad", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+def test_a_malformed_200_reply_that_persists_is_a_clear_error(server: ScriptedServer, claude: LLM, bad: Reply) -> None:
+    server.reply_with(bad, times=3)
+
+    with pytest.raises(EndpointUnavailableError) as caught:
+        claude.complete("hi", endpoint="claude", model="claude-test")
+
+    assert len(server.requests) == 3
+    assert isinstance(caught.value.__cause__, MalformedReplyError)
+    assert f"{server.url}/v1/messages answered HTTP 200 with" in caught.value.message
+
+
+def test_a_tool_call_cut_by_max_tokens_is_asked_again_with_more_room(server: ScriptedServer, claude: LLM) -> None:
+    # Valid-looking, but the API says the token limit cut it: "go" may be the start of "good".
+    server.reply(200, anthropic_message(tool_input={"label": "go", "score": 7}, stop_reason="max_tokens"))
+    server.reply(200, anthropic_message(tool_input={"label": "good", "score": 7}))
+
+    done = claude.complete("grade", endpoint="claude", model="claude-test", schema=Verdict, max_tokens=50)
+
+    assert done.parsed == Verdict(label="good", score=7)
+    assert [r.body["max_tokens"] for r in server.requests] == [50, 100]

@@ -7,6 +7,7 @@ from helpers import ScriptedProvider
 from nanoresearch.config import load_settings
 from nanoresearch.errors import (
     AuthError,
+    EndpointUnavailableError,
     ReplayMissError,
     StructuredOutputError,
     TransientLLMError,
@@ -20,9 +21,13 @@ class Verdict(BaseModel):
     score: int = Field(ge=1, le=10)
 
 
-def make_llm(store: Store, provider: ScriptedProvider, user: str = "alice", **overrides) -> LLM:
+def make_llm(
+    store: Store, provider: ScriptedProvider, user: str = "alice", run_id: str | None = None,
+    replay_within_run: bool = False, **overrides,
+) -> LLM:
     settings = load_settings({"llm": {"backoff_initial_s": 0, "backoff_max_s": 0, **overrides}})
-    return LLM(settings, store, store.ensure_user(user), providers={"local": provider})
+    return LLM(settings, store, store.ensure_user(user), run_id=run_id, providers={"local": provider},
+               replay_within_run=replay_within_run)
 
 
 def test_transient_errors_are_retried(store):
@@ -31,11 +36,14 @@ def test_transient_errors_are_retried(store):
     assert len(provider.history) == 3
 
 
-def test_retries_stop_at_max_attempts(store):
-    provider = ScriptedProvider(*[TransientLLMError("503")] * 5)
-    with pytest.raises(TransientLLMError):
+def test_retries_stop_at_max_attempts_with_endpoint_unavailable(store):
+    provider = ScriptedProvider(*[TransientLLMError("HTTP 503: overloaded")] * 5)
+    with pytest.raises(EndpointUnavailableError, match="'local' .* failed all 3 attempts; the last: HTTP 503") as caught:
         make_llm(store, provider, max_attempts=3).complete("q")
-    assert len(provider.history) == 3
+    assert len(provider.history) == 3  # the outage error itself is not retried
+    assert not isinstance(caught.value, TransientLLMError)
+    assert str(caught.value.__cause__) == "HTTP 503: overloaded"
+    assert "check that the server is up" in caught.value.hint
 
 
 def test_auth_errors_are_not_retried(store):
@@ -61,11 +69,12 @@ def test_schema_violation_is_sent_back_to_the_model(store):
     assert "42 is greater than the maximum of 10" in provider.history[1].messages[-1].content
 
 
-def test_truncated_json_is_closed_without_another_call(store):
-    provider = ScriptedProvider('{"name": "a", "score": 3, "extra": "cut off he')
+def test_truncated_json_is_not_an_answer_but_sent_back_for_repair(store):
+    provider = ScriptedProvider('{"name": "a", "score": 3, "extra": "cut off he', '{"name": "a", "score": 3}')
     reply = make_llm(store, provider).complete("judge", schema=Verdict)
     assert reply.parsed == Verdict(name="a", score=3)
-    assert len(provider.history) == 1
+    assert reply.attempts == 2
+    assert "stops before its end" in provider.history[1].messages[-1].content
 
 
 def test_repair_is_bounded(store):
@@ -133,3 +142,71 @@ def test_another_endpoint_brings_its_own_default_model(store):
     assert llm.default_model("planning", "replay:local") == "smollm2-135m"
     assert llm.default_model("planning", "openai") == "gpt-4o-mini"
     assert llm.default_model("review", "anthropic") == "claude-3-5-haiku-latest"
+
+
+# --- failed replies are recorded as failures and never replayed as answers --------------------
+
+
+def make_run(store, user_id: int, home, run_id: str = "run-1") -> str:
+    return store.create_run(run_id, store.ensure_project(user_id, "p"), "goal", str(home / "ws"), {}).id
+
+
+def test_a_failed_structured_call_is_recorded_as_a_failure_and_still_charged(store):
+    llm = make_llm(store, ScriptedProvider("no", "still no", "nope"))
+    with pytest.raises(StructuredOutputError):
+        llm.complete("judge", schema=Verdict)
+    calls = store.llm_calls(llm.user_id)
+    assert [c.response_text for c in calls] == ["no", "still no", "nope"]
+    assert all("no JSON object" in c.failure for c in calls)
+    assert store.spent(llm.user_id)["tokens"] == sum(c.prompt_tokens + c.completion_tokens for c in calls)
+
+
+def test_prefer_asks_again_what_failed_instead_of_replaying_it(store):
+    with pytest.raises(StructuredOutputError):
+        make_llm(store, ScriptedProvider("no", "still no", "nope")).complete("judge", schema=Verdict)
+    later = ScriptedProvider('{"name": "a", "score": 3}')
+    reply = make_llm(store, later, replay="prefer").complete("judge", schema=Verdict)
+    assert reply.parsed == Verdict(name="a", score=3)
+    assert (reply.replayed, len(later.history)) == (False, 1)
+
+
+def test_a_resumed_run_asks_again_what_failed_even_with_replay_off(store, home):
+    run_id = make_run(store, store.ensure_user("alice"), home)
+    with pytest.raises(StructuredOutputError):
+        make_llm(store, ScriptedProvider("no", "no", "no"), run_id=run_id, replay="off").complete("judge", schema=Verdict)
+    recovered = ScriptedProvider('{"name": "a", "score": 3}')
+    resumed = make_llm(store, recovered, run_id=run_id, replay_within_run=True, replay="off")
+    assert resumed.complete("judge", schema=Verdict).parsed == Verdict(name="a", score=3)
+    assert len(recovered.history) == 1
+
+
+def test_a_resume_that_gets_the_same_bad_reply_replays_the_recorded_repair(store, home):
+    # Run 1: the first reply was bad, the repair round fixed it. A deterministic model says the same bad
+    # thing again on resume; the repair request is then identical, so its recorded answer is reused.
+    run_id = make_run(store, store.ensure_user("alice"), home)
+    first = make_llm(store, ScriptedProvider("score three", '{"name": "a", "score": 3}'), run_id=run_id, replay="off")
+    first.complete("judge", schema=Verdict)
+    same = ScriptedProvider("score three")
+    resumed = make_llm(store, same, run_id=run_id, replay_within_run=True, replay="off")
+    reply = resumed.complete("judge", schema=Verdict)
+    assert (reply.parsed, reply.replayed, len(same.history)) == (Verdict(name="a", score=3), True, 1)
+    # A model that now answers differently is simply taken at its word: nothing recorded can block it.
+    other = ScriptedProvider('{"name": "b", "score": 5}')
+    again = make_llm(store, other, run_id=run_id, replay_within_run=True, replay="off")
+    assert again.complete("judge", schema=Verdict).parsed == Verdict(name="b", score=5)
+
+
+def test_offline_replay_follows_a_recording_through_its_repair_round(store):
+    make_llm(store, ScriptedProvider("score three", '{"name": "a", "score": 3}')).complete("judge", schema=Verdict)
+    offline = make_llm(store, ScriptedProvider(), replay="only")
+    reply = offline.complete("judge", schema=Verdict)
+    assert (reply.parsed, reply.replayed, reply.attempts) == (Verdict(name="a", score=3), True, 2)
+
+
+def test_a_bad_reply_recorded_before_failures_were_marked_is_asked_again(store):
+    with pytest.raises(StructuredOutputError):
+        make_llm(store, ScriptedProvider("no", "no", "no")).complete("judge", schema=Verdict)
+    store._conn.execute("UPDATE llm_calls SET failure = NULL")  # as a database from before the migration
+    later = ScriptedProvider('{"name": "a", "score": 3}')
+    assert make_llm(store, later).complete("judge", schema=Verdict).parsed == Verdict(name="a", score=3)
+    assert len(later.history) == 1

@@ -22,13 +22,32 @@ SCHEMA = {
         ('{"name": "a", "score": 3}', {"name": "a", "score": 3}),
         ('Sure! Here it is:\n```json\n{"name": "a", "score": 3}\n```', {"name": "a", "score": 3}),
         ('{"name": "a", "score": 3} and some trailing words', {"name": "a", "score": 3}),
-        ('{"name": "a", "tags": ["x", "y', {"name": "a", "tags": ["x", "y"]}),
-        ('{"name": "a", "score":', {"name": "a"}),
-        ('{"name": "a",', {"name": "a"}),
     ],
 )
-def test_extract_json_tolerates_prose_fences_and_truncation(text, expected):
+def test_extract_json_tolerates_prose_and_fences(text, expected):
     assert extract_json(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"hypothesis": "Augmenting digits with small rot', '{"name": "a", "tags": ["x", "y', '{"name": "a", "score":',
+     '{"name": "a",'],
+)
+def test_extract_json_never_takes_a_cut_off_reply_as_an_answer(text):
+    with pytest.raises(InvalidOutput, match="stops before its end"):
+        extract_json(text)
+
+
+def test_close_truncated_json_closes_what_was_cut():
+    assert close_truncated_json('{"name": "a", "tags": ["x", "y') == '{"name": "a", "tags": ["x", "y"]}'
+    assert close_truncated_json('{"name": "a", "score":') == '{"name": "a"}'
+
+
+def test_a_reply_cut_by_the_token_limit_is_invalid_even_when_it_parses():
+    # The local model's decoder closes a string that ran out of room, so the JSON is whole but cut.
+    with pytest.raises(InvalidOutput, match="cut off by the token limit"):
+        parse('{"name": "Augmenting digits with small rot", "score": 3}', SCHEMA, finish_reason="length")
+    assert parse('{"name": "a", "score": 3}', SCHEMA, finish_reason="stop") == {"name": "a", "score": 3}
 
 
 @pytest.mark.parametrize("text", ["no json here", '{"a": 1]}', "{'single': 'quotes'}"])

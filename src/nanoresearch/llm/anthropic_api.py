@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+
 from nanoresearch.config import EndpointSettings
 from nanoresearch.errors import (
-    LLMTimeoutError,
     MissingDependencyError,
     TransientLLMError,
 )
@@ -18,10 +19,31 @@ from nanoresearch.llm.provider import (
     api_key_for,
     error_detail,
     error_for_status,
+    no_answer_error,
+    parse_reply,
     register,
 )
 
 TOOL_NAME = "reply"
+
+
+class ContentBlock(BaseModel):
+    type: str
+    text: str = ""
+    input: Any = None
+
+
+class MessageUsage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class MessageReply(BaseModel):
+    """What we read of a Messages API reply."""
+
+    content: list[ContentBlock]
+    stop_reason: str | None = None
+    usage: MessageUsage = MessageUsage()
 
 
 class AnthropicProvider:
@@ -37,10 +59,10 @@ class AnthropicProvider:
         self._client = anthropic.Anthropic(
             api_key=api_key_for(name, endpoint) or "no-key-needed",
             base_url=endpoint.base_url,
-            timeout=endpoint.timeout_s,
+            timeout=endpoint.answer_timeout_s(),
             max_retries=0,
         )
-        self._timeout = endpoint.timeout_s
+        self._timeout = endpoint.answer_timeout_s()
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")
@@ -59,22 +81,25 @@ class AnthropicProvider:
             kwargs["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
         anthropic = self._anthropic
         try:
-            reply = self._client.messages.create(**kwargs)
+            # The raw reply: the SDK would fail inside json() on an empty or HTML body.
+            raw = self._client.messages.with_raw_response.create(**kwargs)
         except anthropic.APITimeoutError:
-            raise LLMTimeoutError(f"{self.name}: no reply within {self._timeout:g} s") from None
+            raise no_answer_error(self.name, self._timeout) from None
         except anthropic.APIConnectionError as exc:
             raise TransientLLMError(f"{self.name}: cannot reach the API: {exc}") from None
         except anthropic.APIStatusError as exc:
             raise error_for_status(self.name, request.model, exc.status_code, error_detail(exc)) from None
+        reply = parse_reply(self.name, raw.http_response, MessageReply, "a Messages API reply")
         return LLMResponse(
             text=_reply_text(reply.content),
-            finish_reason=reply.stop_reason,
+            # One name across providers for a reply cut by the token limit: the client never accepts one.
+            finish_reason="length" if reply.stop_reason == "max_tokens" else reply.stop_reason,
             prompt_tokens=reply.usage.input_tokens,
             completion_tokens=reply.usage.output_tokens,
         )
 
 
-def _reply_text(blocks: list[Any]) -> str:
+def _reply_text(blocks: list[ContentBlock]) -> str:
     for block in blocks:
         if block.type == "tool_use":
             return json.dumps(block.input)

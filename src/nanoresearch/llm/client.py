@@ -1,9 +1,12 @@
 """The one entry point the rest of NanoResearch uses to talk to a model.
 
 `LLM.complete()` resolves a stage to its endpoint and model, then for each call:
-reuse a recording when replay allows it, else call the provider with retries on transient errors;
-record the call; charge tokens and dollars to the ledger; and for structured calls validate the
-reply against the schema and ask the model to repair it a bounded number of times.
+reuse a recording when replay allows it, else call the provider with retries on transient errors
+(an endpoint that fails every retry is an EndpointUnavailableError); record the call; charge tokens
+and dollars to the ledger; and for structured calls validate the reply against the schema, give a
+reply cut off by the token limit more room once, and ask the model to repair it a bounded number of
+times. A reply that failed validation is recorded as a failure, which replay never serves as an
+answer, so a resumed or replayed run asks that question again.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,6 +27,7 @@ from tenacity import (
 
 from nanoresearch.config import Settings
 from nanoresearch.errors import (
+    EndpointUnavailableError,
     ReplayMissError,
     StructuredOutputError,
     TransientLLMError,
@@ -42,6 +47,8 @@ from nanoresearch.store import Store
 from nanoresearch.store.models import LLMCall
 
 REDACTED = "[REDACTED]"
+# A structured reply cut off by the token limit is asked again once with twice the limit, at most this.
+MAX_RAISED_TOKENS = 8192
 
 
 class Completion(BaseModel):
@@ -53,10 +60,40 @@ class Completion(BaseModel):
     completion_tokens: int = 0
     cost_usd: float | None = None
     latency_s: float = 0.0
+    finish_reason: str | None = None
     replayed: bool = False
-    attempts: int = 1  # 1 + number of repair rounds for structured calls
+    attempts: int = 1  # calls a structured answer took: 1 + retries with a raised limit + repair rounds
     prompt_ids: list[int] | None = None  # exact token ids, from local models
     output_ids: list[int] | None = None
+
+
+# A structured call's check of a reply: the parsed object, or structured.InvalidOutput.
+Judge = Callable[[Completion], Any]
+
+
+class RejectedReply(Exception):
+    """A reply that failed its structured call's check; `completion` is what came back."""
+
+    def __init__(self, completion: Completion, problem: str) -> None:
+        super().__init__(problem)
+        self.completion = completion
+        self.problem = problem
+
+
+class Spending(BaseModel):
+    """Tokens, dollars and time summed over the calls behind one structured answer."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cost_usd: float | None = 0.0  # None once any call had no known price
+
+    def add(self, completion: Completion) -> None:
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        self.latency_s += completion.latency_s
+        known = self.cost_usd is not None and completion.cost_usd is not None
+        self.cost_usd = self.cost_usd + completion.cost_usd if known else None
 
 
 class LLM:
@@ -125,61 +162,82 @@ class LLM:
     def _structured(
         self, endpoint: str, stage: str, request: LLMRequest, schema: dict, model: type[BaseModel] | None
     ) -> Completion:
-        totals = {"prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0}
-        cost: float | None = 0.0
+        def judge(completion: Completion) -> Any:
+            return structured.parse(completion.text, schema, model, completion.finish_reason)
+
+        spending = Spending()
         problem = ""
+        first_limit = request.max_tokens
         rounds = self.settings.llm.max_repairs + 1
         for attempt in range(1, rounds + 1):
-            completion = self._call(endpoint, stage, request)
-            for key in totals:
-                totals[key] += getattr(completion, key)
-            cost = None if cost is None or completion.cost_usd is None else cost + completion.cost_usd
             try:
-                parsed = structured.parse(completion.text, schema, model)
-            except structured.InvalidOutput as exc:
-                problem = exc.problem
-                request = request.model_copy(
-                    update={"messages": structured.repair_messages(request.messages, completion.text, problem)}
-                )
+                completion = self._call(endpoint, stage, request, judge)
+            except RejectedReply as rejected:
+                spending.add(rejected.completion)
+                problem = rejected.problem
+                request = next_request(request, rejected, first_limit)
                 continue
-            return completion.model_copy(update={"parsed": parsed, "attempts": attempt, "cost_usd": cost, **totals})
+            spending.add(completion)
+            return completion.model_copy(update={"attempts": attempt, **spending.model_dump()})
         raise StructuredOutputError(
             f"{endpoint}/{request.model} gave no valid JSON for the schema after {rounds} attempts; last problem: {problem}",
             hint="use a stronger model for this stage, or raise llm.max_repairs",
         )
 
-    def _call(self, endpoint: str, stage: str, request: LLMRequest) -> Completion:
+    def _call(self, endpoint: str, stage: str, request: LLMRequest, judge: Judge | None = None) -> Completion:
+        """One answer, replayed or live; a structured call's reply that fails `judge` is a RejectedReply."""
         endpoint, replay_only = split_replay_endpoint(endpoint, self.settings.stage(stage).endpoint)
         mode = "only" if replay_only else self.settings.llm.replay
         if mode == "off" and self.replay_within_run and self.run_id:
             mode = "prefer"
         if mode != "off":
-            scope = self.run_id if self.replay_within_run and mode == "prefer" else None
-            try:
-                response = ReplayProvider(self.store, self.user_id, endpoint, run_id=scope).complete(request)
-                return Completion(
-                    text=response.text, provider=endpoint, model=request.model,
-                    prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
-                    cost_usd=0.0, replayed=True, prompt_ids=response.prompt_ids, output_ids=response.output_ids,
-                )
-            except ReplayMissError:
-                if mode == "only":
-                    raise
-        key = call_key(endpoint, request)
-        provider = self.provider(endpoint)
+            replayed = self._replayed(endpoint, request, mode)
+            if replayed is not None:
+                try:
+                    return judged(replayed, judge)
+                except RejectedReply:
+                    # Offline, a recorded failure leads on to the recording's own repair round. Otherwise a
+                    # recording that fails the check today (made before failures were marked) is no answer.
+                    if mode == "only":
+                        raise
+        completion = self._live(endpoint, request)
+        try:
+            done = judged(completion, judge)
+        except RejectedReply as rejected:
+            self._record(endpoint, stage, request, completion, failure=rejected.problem)
+            raise
+        self._record(endpoint, stage, request, completion, failure=None)
+        return done
+
+    def _replayed(self, endpoint: str, request: LLMRequest, mode: str) -> Completion | None:
+        scope = self.run_id if self.replay_within_run and mode == "prefer" else None
+        # Offline replay follows a recording's failed replies into its repair rounds; a live mode re-asks them.
+        recordings = ReplayProvider(self.store, self.user_id, endpoint, run_id=scope, include_failed=mode == "only")
+        try:
+            response = recordings.complete(request)
+        except ReplayMissError:
+            if mode == "only":
+                raise
+            return None
+        return Completion(
+            text=response.text, provider=endpoint, model=request.model, finish_reason=response.finish_reason,
+            prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
+            cost_usd=0.0, replayed=True, prompt_ids=response.prompt_ids, output_ids=response.output_ids,
+        )
+
+    def _live(self, endpoint: str, request: LLMRequest) -> Completion:
         started = time.perf_counter()
-        response = self._with_retries(provider, request)
+        response = self._with_retries(endpoint, request)
         latency = time.perf_counter() - started
         kind = self.settings.endpoint(endpoint).kind
         cost = call_cost(self.settings.prices, kind, request.model, response.prompt_tokens, response.completion_tokens)
-        self._record(key, endpoint, stage, request, response, cost, latency)
         return Completion(
-            text=response.text, provider=endpoint, model=request.model,
+            text=response.text, provider=endpoint, model=request.model, finish_reason=response.finish_reason,
             prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
             cost_usd=cost, latency_s=latency, prompt_ids=response.prompt_ids, output_ids=response.output_ids,
         )
 
-    def _with_retries(self, provider: Provider, request: LLMRequest) -> LLMResponse:
+    def _with_retries(self, endpoint: str, request: LLMRequest) -> LLMResponse:
         cfg = self.settings.llm
         retrying = Retrying(
             stop=stop_after_attempt(cfg.max_attempts),
@@ -187,25 +245,60 @@ class LLM:
             retry=retry_if_exception_type(TransientLLMError),
             reraise=True,
         )
-        return retrying(provider.complete, request)
+        try:
+            return retrying(self.provider(endpoint).complete, request)
+        except TransientLLMError as exc:
+            raise self._unavailable(endpoint, exc) from exc
+
+    def _unavailable(self, endpoint: str, last: TransientLLMError) -> EndpointUnavailableError:
+        """An outage, not a bad answer: the caller can pause the run instead of spending trials on it."""
+        where = self.settings.endpoint(endpoint).base_url or "the model on this machine"
+        then = f"continue with `nanoresearch resume {self.run_id}`" if self.run_id else "try again"
+        fix = f"{last.hint}; " if last.hint else ""
+        return EndpointUnavailableError(
+            f"endpoint {endpoint!r} ({where}) failed all {self.settings.llm.max_attempts} attempts; "
+            f"the last: {last.message}",
+            hint=f"{fix}check that the server is up and reachable, then {then}",
+        )
 
     def _record(
-        self, key: str, endpoint: str, stage: str, request: LLMRequest, response: LLMResponse,
-        cost: float | None, latency: float,
+        self, endpoint: str, stage: str, request: LLMRequest, completion: Completion, failure: str | None
     ) -> None:
         secrets = self._secret_values()
         call = LLMCall(
-            key=key, user_id=self.user_id, run_id=self.run_id, stage=stage, provider=endpoint,
-            model=request.model, request=json.loads(redact(request.model_dump_json(), secrets)),
-            response_text=redact(response.text, secrets), finish_reason=response.finish_reason,
-            prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
-            cost_usd=cost, latency_s=latency, prompt_ids=response.prompt_ids, output_ids=response.output_ids,
+            key=call_key(endpoint, request), user_id=self.user_id, run_id=self.run_id, stage=stage,
+            provider=endpoint, model=request.model, request=json.loads(redact(request.model_dump_json(), secrets)),
+            response_text=redact(completion.text, secrets), finish_reason=completion.finish_reason, failure=failure,
+            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+            cost_usd=completion.cost_usd, latency_s=completion.latency_s,
+            prompt_ids=completion.prompt_ids, output_ids=completion.output_ids,
         )
         self.store.record_llm_call(call)
 
     def _secret_values(self) -> list[str]:
         names = {e.api_key_env for e in self.settings.endpoints.values() if e.api_key_env}
         return [os.environ[n] for n in names if len(os.environ.get(n, "")) >= 8]
+
+
+def judged(completion: Completion, judge: Judge | None) -> Completion:
+    """The completion with its parsed object, or RejectedReply when it fails the check."""
+    if judge is None:
+        return completion
+    try:
+        parsed = judge(completion)
+    except structured.InvalidOutput as exc:
+        raise RejectedReply(completion, exc.problem) from None
+    return completion.model_copy(update={"parsed": parsed})
+
+
+def next_request(request: LLMRequest, rejected: RejectedReply, first_limit: int) -> LLMRequest:
+    """What to ask after a rejected reply: the same with twice the room, once, if the token limit cut
+    it off; otherwise the conversation so far plus the problem, for the model to repair."""
+    raised = min(first_limit * 2, MAX_RAISED_TOKENS)
+    if rejected.completion.finish_reason == "length" and request.max_tokens == first_limit < raised:
+        return request.model_copy(update={"max_tokens": raised})
+    messages = structured.repair_messages(request.messages, rejected.completion.text, rejected.problem)
+    return request.model_copy(update={"messages": messages})
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from nanoresearch.config import EndpointSettings
 from nanoresearch.errors import (
-    LLMTimeoutError,
     MissingDependencyError,
     RequestRejectedError,
     TransientLLMError,
@@ -18,10 +19,33 @@ from nanoresearch.llm.provider import (
     api_key_for,
     error_detail,
     error_for_status,
+    no_answer_error,
+    parse_reply,
     register,
 )
 
 SCHEMA_DIALECTS = ("json_schema", "json_object", "prompt")
+
+
+class ChatMessage(BaseModel):
+    content: str | None = None
+
+
+class ChatChoice(BaseModel):
+    message: ChatMessage
+    finish_reason: str | None = None
+
+
+class ChatUsage(BaseModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class ChatReply(BaseModel):
+    """What we read of a chat completion; servers add fields of their own, which are ignored."""
+
+    choices: list[ChatChoice] = Field(min_length=1)
+    usage: ChatUsage | None = None
 
 
 class OpenAICompatProvider:
@@ -38,10 +62,10 @@ class OpenAICompatProvider:
         self._client = openai.OpenAI(
             base_url=endpoint.base_url,
             api_key=api_key_for(name, endpoint) or "no-key-needed",
-            timeout=endpoint.timeout_s,
+            timeout=endpoint.answer_timeout_s(),
             max_retries=0,
         )
-        self._timeout = endpoint.timeout_s
+        self._timeout = endpoint.answer_timeout_s()
         self._dialects = list(SCHEMA_DIALECTS) if endpoint.structured == "auto" else [endpoint.structured]
 
     def complete(self, request: LLMRequest) -> LLMResponse:
@@ -74,9 +98,10 @@ class OpenAICompatProvider:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         openai = self._openai
         try:
-            reply = self._client.chat.completions.create(**kwargs)
+            # The raw reply: the SDK would hand back an HTML page as a str, or fail inside json().
+            raw = self._client.chat.completions.with_raw_response.create(**kwargs)
         except openai.APITimeoutError:
-            raise LLMTimeoutError(f"{self.name}: no reply within {self._timeout:g} s") from None
+            raise no_answer_error(self.name, self._timeout) from None
         except openai.APIConnectionError as exc:
             raise TransientLLMError(f"{self.name}: cannot reach {self._client.base_url}: {exc}") from None
         except openai.APIStatusError as exc:
@@ -84,15 +109,14 @@ class OpenAICompatProvider:
             # llama-cpp-python's server answers a response_format it does not know with HTTP 500.
             status = 422 if exc.status_code == 500 and "response_format" in kwargs and "response_format" in detail else exc.status_code
             raise error_for_status(self.name, request.model, status, detail) from None
-        if not reply.choices:
-            raise TransientLLMError(f"{self.name}: the reply has no choices")
+        reply = parse_reply(self.name, raw.http_response, ChatReply, "a chat completion")
         choice = reply.choices[0]
-        usage = reply.usage
+        usage = reply.usage or ChatUsage()
         return LLMResponse(
             text=choice.message.content or "",
             finish_reason=choice.finish_reason,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
+            prompt_tokens=usage.prompt_tokens or 0,
+            completion_tokens=usage.completion_tokens or 0,
         )
 
 

@@ -7,18 +7,20 @@ only has to speak its API.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from nanoresearch.config import is_loopback_url
 from nanoresearch.errors import (
     AuthError,
     ConfigError,
     FatalLLMError,
+    LLMTimeoutError,
     ModelNotFoundError,
     RequestRejectedError,
     TransientLLMError,
@@ -26,6 +28,9 @@ from nanoresearch.errors import (
 
 if TYPE_CHECKING:
     from nanoresearch.config import EndpointSettings, Settings
+
+ReplyShape = TypeVar("ReplyShape", bound=BaseModel)
+BODY_PREVIEW_CHARS = 120
 
 
 class Message(BaseModel):
@@ -145,10 +150,6 @@ def api_key_for(endpoint_name: str, endpoint: EndpointSettings) -> str | None:
     )
 
 
-def is_loopback_url(url: str | None) -> bool:
-    return (urlparse(url or "").hostname or "") in ("localhost", "127.0.0.1", "::1")
-
-
 def error_detail(exc: Any) -> str:
     """The server's own error message from an SDK status error, whatever the vendor."""
     body = getattr(exc, "body", None)
@@ -158,3 +159,45 @@ def error_detail(exc: Any) -> str:
             return str(error.get("message") or error)
         return str(error)
     return str(getattr(exc, "message", exc))
+
+
+class MalformedReplyError(TransientLLMError):
+    """HTTP 200 with a body that is not the API's reply: empty, an HTML page, plain text, other JSON.
+
+    Proxies, captive portals and servers still loading a model answer like this, so it is worth
+    another attempt; the message says what came back instead.
+    """
+
+
+def parse_reply(endpoint: str, http: Any, shape: type[ReplyShape], expected: str) -> ReplyShape:
+    """The body of `http` (an httpx.Response) read as `shape`, the fields a provider uses.
+
+    Anything else is a MalformedReplyError naming the endpoint's URL, the status and the start of
+    the body; `expected` names the shape in it ("a chat completion").
+    """
+    url, status, body = str(http.url), http.status_code, http.text
+    if not body.strip():
+        problem = "an empty body"
+    else:
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError:
+            problem = "a body that is not JSON"
+        else:
+            try:
+                return shape.model_validate(data)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "(root)"
+                problem = f"JSON that is not {expected} ({where}: {first['msg']})"
+    preview = body.strip()[:BODY_PREVIEW_CHARS]
+    raise MalformedReplyError(f"{endpoint}: {url} answered HTTP {status} with {problem}; the body starts {preview!r}")
+
+
+def no_answer_error(endpoint: str, timeout_s: float) -> LLMTimeoutError:
+    """The timeout, and the setting that changes it: slow servers (a model on a CPU) need more."""
+    return LLMTimeoutError(
+        f"no answer from endpoint {endpoint!r} within {timeout_s:g} s; "
+        f"raise endpoints.{endpoint}.timeout_s in config.toml",
+        hint="a model served on a CPU can take minutes per call",
+    )

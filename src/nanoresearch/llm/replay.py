@@ -3,7 +3,8 @@
 Calls are keyed by `call_key(provider, request)`. Replaying with the same provider name, model,
 messages and params gives back exactly what was recorded; anything else is a `ReplayMissError`
 rather than a silent live call. Lookups are scoped to the user, so one user's recordings never
-answer another's calls.
+answer another's calls. A reply recorded as a failure (it failed its schema) is no answer: it is
+skipped unless `include_failed` asks for it, to follow a recording into its repair rounds.
 """
 
 from __future__ import annotations
@@ -44,16 +45,19 @@ def split_replay_endpoint(endpoint: str, default: str) -> tuple[str, bool]:
 
 
 class ReplayProvider:
-    def __init__(self, store: Store, user_id: int, replays: str, run_id: str | None = None) -> None:
+    def __init__(
+        self, store: Store, user_id: int, replays: str, run_id: str | None = None, include_failed: bool = False
+    ) -> None:
         self.name = f"{PREFIX}:{replays}"
         self.store = store
         self.user_id = user_id
         self.replays = replays
         self.run_id = run_id  # only this run's recordings, when given
+        self.include_failed = include_failed
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         key = call_key(self.replays, request)
-        recorded = self.store.find_llm_call(self.user_id, key, self.run_id)
+        recorded = self.store.find_llm_call(self.user_id, key, self.run_id, include_failed=self.include_failed)
         if recorded is None:
             last = request.messages[-1].content.replace("\n", " ")[:80] if request.messages else ""
             raise ReplayMissError(

@@ -1,8 +1,10 @@
 """Structured output: schemas in, validated objects out, with bounded repair.
 
-The model's text is parsed leniently (code fences, prose around the object, a truncated tail are
-all tolerated), then validated against the JSON schema and, when one was given, the pydantic
-model. What still fails is described precisely so the client can ask the model to repair it.
+The model's text is parsed leniently (code fences and prose around the object are tolerated),
+then validated against the JSON schema and, when one was given, the pydantic model. A reply cut off
+by the token limit is never taken as an answer, even when closing its brackets would make it
+valid: the cut may fall mid-sentence. What fails is described precisely so the client can raise
+the token limit or ask the model to repair it.
 """
 
 from __future__ import annotations
@@ -66,8 +68,16 @@ def repair_messages(messages: list[Message], bad_output: str, problem: str) -> l
     ]
 
 
-def parse(text: str, schema: dict[str, Any], model: type[BaseModel] | None = None) -> Any:
+def parse(
+    text: str, schema: dict[str, Any], model: type[BaseModel] | None = None, finish_reason: str | None = None
+) -> Any:
     """The validated object in `text`, or InvalidOutput naming the first problem."""
+    if finish_reason == "length":
+        # Even JSON that parses may end early: a constrained decoder closes a string that ran out of room.
+        raise InvalidOutput(
+            "the reply was cut off by the token limit before it was finished; "
+            "reply with a shorter JSON object (keep every string brief)"
+        )
     data = extract_json(text)
     errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(data), key=lambda e: list(e.path))
     if errors:
@@ -83,7 +93,7 @@ def parse(text: str, schema: dict[str, Any], model: type[BaseModel] | None = Non
 
 
 def extract_json(text: str) -> Any:
-    """Find the JSON value in a model reply; close a truncated one when that is unambiguous."""
+    """Find the JSON value in a model reply; one cut off mid-way is InvalidOutput saying so."""
     start = _first_json_start(text)
     if start < 0:
         raise InvalidOutput("the reply contains no JSON object")
@@ -93,13 +103,24 @@ def extract_json(text: str) -> Any:
         value, _ = decoder.raw_decode(body)
         return value
     except json.JSONDecodeError as exc:
-        closed = close_truncated_json(body)
-        if closed is not None:
-            try:
-                return json.loads(closed)
-            except json.JSONDecodeError:
-                pass
+        if is_cut_off(body):
+            raise InvalidOutput(
+                f"the JSON stops before its end (the reply ends with {body[-40:]!r}); "
+                "reply with the complete object, shorter if needed"
+            ) from None
         raise InvalidOutput(f"the JSON does not parse: {exc.msg} at character {exc.pos}") from None
+
+
+def is_cut_off(body: str) -> bool:
+    """Whether `body` is the start of a JSON value that was cut off, rather than malformed JSON."""
+    closed = close_truncated_json(body)
+    if closed is None:
+        return False
+    try:
+        json.loads(closed)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def _first_json_start(text: str) -> int:
@@ -110,8 +131,8 @@ def _first_json_start(text: str) -> int:
 def close_truncated_json(body: str) -> str | None:
     """Close open strings, arrays and objects of JSON cut off mid-way (a hit max_tokens).
 
-    Returns None when the text is not a prefix of JSON (e.g. a stray bracket), so genuinely
-    malformed output still goes back to the model instead of being guessed at.
+    Returns None when the text is not a prefix of JSON (e.g. a stray bracket). The closed text
+    tells a cut-off reply from a malformed one; it is never accepted as the answer.
     """
     stack: list[str] = []
     in_string = escaped = False

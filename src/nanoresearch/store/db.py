@@ -201,11 +201,11 @@ class Store:
         with self.transaction() as conn:
             call_id = conn.execute(
                 "INSERT INTO llm_calls (key, user_id, run_id, stage, provider, model, request_json,"
-                " response_text, finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_s,"
+                " response_text, finish_reason, failure, prompt_tokens, completion_tokens, cost_usd, latency_s,"
                 " prompt_ids_json, output_ids_json, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (call.key, call.user_id, call.run_id, call.stage, call.provider, call.model,
-                 json.dumps(call.request, sort_keys=True), call.response_text, call.finish_reason,
+                 json.dumps(call.request, sort_keys=True), call.response_text, call.finish_reason, call.failure,
                  call.prompt_tokens, call.completion_tokens, call.cost_usd, call.latency_s,
                  _json_or_null(call.prompt_ids), _json_or_null(call.output_ids), now()),
             ).lastrowid
@@ -216,12 +216,20 @@ class Store:
                 self._insert_charge(conn, call.user_id, call.run_id, kind, amount, f"llm_call:{call_id}")
             return call_id
 
-    def find_llm_call(self, user_id: int, key: str, run_id: str | None = None) -> LLMCall | None:
-        """The latest recording of this exact call by this user (never another user's), in one run if given."""
+    def find_llm_call(
+        self, user_id: int, key: str, run_id: str | None = None, *, include_failed: bool = False
+    ) -> LLMCall | None:
+        """The latest recording of this exact call by this user (never another user's), in one run if given.
+
+        A reply that failed validation is no answer: it is skipped, unless `include_failed` asks for
+        it (offline replay of a whole recording follows its repair rounds); a usable one comes first.
+        """
         sql, args = "SELECT * FROM llm_calls WHERE user_id = ? AND key = ?", [user_id, key]
         if run_id is not None:
             sql, args = sql + " AND run_id = ?", [*args, run_id]
-        row = self._conn.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
+        if not include_failed:
+            sql += " AND failure IS NULL"
+        row = self._conn.execute(sql + " ORDER BY failure IS NOT NULL, id DESC LIMIT 1", args).fetchone()
         return None if row is None else _llm_call(row)
 
     def llm_calls(self, user_id: int, run_id: str | None = None) -> list[LLMCall]:
@@ -542,7 +550,7 @@ def _llm_call(row: sqlite3.Row) -> LLMCall:
     return LLMCall(
         key=row["key"], user_id=row["user_id"], run_id=row["run_id"], stage=row["stage"],
         provider=row["provider"], model=row["model"], request=json.loads(row["request_json"]),
-        response_text=row["response_text"], finish_reason=row["finish_reason"],
+        response_text=row["response_text"], finish_reason=row["finish_reason"], failure=row["failure"],
         prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         cost_usd=row["cost_usd"], latency_s=row["latency_s"],
         prompt_ids=_json_or_none(row["prompt_ids_json"]), output_ids=_json_or_none(row["output_ids_json"]),

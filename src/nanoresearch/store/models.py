@@ -42,6 +42,9 @@ class LLMCall(BaseModel):
     request: dict[str, Any]
     response_text: str
     finish_reason: str | None = None
+    # Why the reply was unusable (it failed the schema, or was cut off); None when it was fine.
+    # A failed call stays recorded and charged, but is never replayed as an answer.
+    failure: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from nanoresearch.compute.budget import parse_budget
-from nanoresearch.errors import LLMError, UserError
+from nanoresearch.errors import EndpointUnavailableError, LLMError, UserError
 from nanoresearch.pipeline.context import RunContext
 from nanoresearch.pipeline.ideation import Ideas, text
 from nanoresearch.pipeline.planner import StagePlan
@@ -98,6 +98,8 @@ def draft_blueprint(ctx: RunContext, plan: StagePlan, hypothesis: str) -> tuple[
     prompt = planning_prompt(ctx, plan, hypothesis)
     try:
         draft = Draft.model_validate(ctx.llm.complete(prompt, stage="planning", schema=schema, max_tokens=500).parsed)
+    except EndpointUnavailableError:
+        raise
     except (LLMError, ValidationError) as exc:
         raise UserError(
             f"the planning model could not produce a valid blueprint: {getattr(exc, 'message', exc)}",
@@ -109,6 +111,8 @@ def draft_blueprint(ctx: RunContext, plan: StagePlan, hypothesis: str) -> tuple[
         repair = f"{prompt}\n\nYour previous blueprint had these problems; fix them:\n" + "\n".join(f"- {p}" for p in problems)
         try:
             draft = Draft.model_validate(ctx.llm.complete(repair, stage="planning", schema=schema, max_tokens=500).parsed)
+        except EndpointUnavailableError:
+            raise
         except (LLMError, ValidationError) as exc:
             notes.append(f"the repair of the blueprint failed ({getattr(exc, 'message', exc)}); the first draft is kept")
         remaining = draft_problems(task, draft)

@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
-from nanoresearch.errors import LLMError
+from nanoresearch.errors import EndpointUnavailableError, LLMError
 from nanoresearch.knowledge.models import Provenance, Skill
 from nanoresearch.knowledge.skillbank import SkillBank
 from nanoresearch.pipeline.context import STAGE_NAMES, RunContext
@@ -93,6 +93,8 @@ def candidates(ctx: RunContext, trials: list[Trial]) -> list[SkillDraft]:
     try:
         reply = ctx.llm.complete(distill_prompt(ctx, trials), stage="analysis", schema=SkillCandidates, max_tokens=600)
         return SkillCandidates.model_validate(reply.parsed).skills
+    except EndpointUnavailableError:  # an outage pauses the run; distillation runs on resume
+        raise
     except (LLMError, ValidationError) as exc:  # a model that cannot distil must not fail a finished run
         ctx.log("skills_skipped", reason=getattr(exc, "message", str(exc))[:300])
         return []

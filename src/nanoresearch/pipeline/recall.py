@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
-from nanoresearch.errors import LLMError, NanoResearchError
+from nanoresearch.errors import EndpointUnavailableError, LLMError, NanoResearchError
 from nanoresearch.knowledge.memory import Memory
 from nanoresearch.knowledge.models import MemoryRecord, Skill
 from nanoresearch.knowledge.skillbank import SkillBank
@@ -128,6 +128,8 @@ def ask_judgement(ctx: RunContext, prompt: str, schema: type[BaseModel], fallbac
     """A one-word decision (the schema's only field) from the model, or the safe fallback when it gives none."""
     try:
         reply = schema.model_validate(ctx.llm.complete(prompt, stage="analysis", schema=schema, max_tokens=20).parsed)
+    except EndpointUnavailableError:  # an outage is not a verdict: the run pauses instead
+        raise
     except (LLMError, ValidationError):
         return fallback
     return str(next(iter(reply.model_dump().values())))

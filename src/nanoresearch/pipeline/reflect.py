@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
-from nanoresearch.errors import LLMError, NanoResearchError
+from nanoresearch.errors import EndpointUnavailableError, LLMError, NanoResearchError
 from nanoresearch.knowledge.memory import Memory
 from nanoresearch.knowledge.models import MEMORY_TYPES, Conditions, Evidence, MemoryRecord
 from nanoresearch.knowledge.retrieval import memory_document
@@ -67,6 +67,8 @@ def once(ctx: RunContext, stage: str, step: str, write: Callable[[], int | None]
         return done.get("id")
     try:
         found = write()
+    except EndpointUnavailableError:  # not this record's fault: unmarked, so resume writes it
+        raise
     except NanoResearchError as exc:  # memory is a by-product: it never fails a stage that worked
         ctx.log("memory_not_written", stage=stage, step=step, reason=exc.message)
         found = None
@@ -78,6 +80,8 @@ def draft_notes(ctx: RunContext, stage: str) -> list[MemoryNote]:
     try:
         reply = ctx.llm.complete(reflection_prompt(ctx, stage), stage="analysis", schema=StageMemories, max_tokens=250)
         return StageMemories.model_validate(reply.parsed).records
+    except EndpointUnavailableError:  # an outage pauses the run; the memory is written on resume
+        raise
     except (LLMError, ValidationError) as exc:  # memory is a by-product: a model that cannot write it must not stop the run
         ctx.log("memories_skipped", stage=stage, reason=getattr(exc, "message", str(exc))[:300])
         return []

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from nanoresearch.errors import LLMError, UserError
+from nanoresearch.errors import EndpointUnavailableError, LLMError, UserError
 from nanoresearch.paper.numbers import facts_text, number_macros
 from nanoresearch.pipeline.analysis import read_results
 from nanoresearch.pipeline.context import RunContext
@@ -67,6 +67,8 @@ def reviewed(ctx: RunContext, state: PaperState, number: int) -> ReviewForm:
         return ReviewForm.model_validate(saved)
     try:
         reply = ctx.llm.complete(review_prompt(ctx, state), stage="review", schema=ReviewForm, max_tokens=600)
+    except EndpointUnavailableError:
+        raise
     except LLMError as exc:
         raise UserError(
             f"the review model could not fill the review form: {exc.message}",

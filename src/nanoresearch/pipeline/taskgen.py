@@ -25,7 +25,7 @@ import tomli_w
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from nanoresearch.compute.sandbox import run_sandboxed
-from nanoresearch.errors import LLMError, UserError
+from nanoresearch.errors import EndpointUnavailableError, LLMError, UserError
 from nanoresearch.pipeline.context import RunContext
 from nanoresearch.pipeline.planner import StagePlan
 from nanoresearch.trials.evaluate import Outcome, base_env, run_evaluator
@@ -111,6 +111,8 @@ def generate_task(ctx: RunContext, plan: StagePlan, hypothesis: str) -> Task:
 def draft_task(ctx: RunContext, prompt: str) -> TaskDraft:
     try:
         return TaskDraft.model_validate(ctx.llm.complete(prompt, stage="coding", schema=TaskDraft, max_tokens=1500).parsed)
+    except EndpointUnavailableError:
+        raise
     except (LLMError, ValidationError) as exc:
         raise UserError(
             f"the coding model could not draft an experiment task: {getattr(exc, 'message', exc)}",

@@ -131,7 +131,7 @@ def check_bubblewrap() -> Check:
     if not status.sandboxed:
         return Check(name=name, ok=False, detail=f"{status.problem}; generated code would run with {status.isolation} only",
                      hint=f"{APT} bubblewrap")
-    return Check(name=name, ok=True, detail=f"{status.isolation} (no network, read-only root)")
+    return Check(name=name, ok=True, detail=status.isolation)
 
 
 def check_slurm() -> Check:

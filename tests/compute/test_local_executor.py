@@ -368,12 +368,39 @@ def test_registered_as_local(settings) -> None:
 
 def test_a_python_under_tmp_stays_visible_in_the_sandbox(tmp_path, monkeypatch):
     """The sandbox's private /tmp must not hide the interpreter of a checkout living under /tmp."""
-    from nanoresearch.compute.sandbox import hidden_runtime
+    from nanoresearch.compute.sandbox import python_runtime
 
     site = tmp_path / "venv" / "lib" / "site-packages"
     site.mkdir(parents=True)
     monkeypatch.setattr(sys, "path", [*sys.path, str(site), str(site / "nested")])
     (site / "nested").mkdir()
     assert str(tmp_path).startswith("/tmp/")
-    assert site.resolve() in hidden_runtime.__wrapped__()
-    assert (site / "nested").resolve() not in hidden_runtime.__wrapped__()  # covered by its parent
+    assert site.resolve() in python_runtime.__wrapped__()
+    assert (site / "nested").resolve() not in python_runtime.__wrapped__()  # covered by its parent
+
+
+# --- disk ----------------------------------------------------------------------------------------
+
+
+def test_files_each_under_the_file_limit_are_killed_at_the_disk_limit(executor: LocalExecutor, workdir: Path) -> None:
+    mark = marker()
+    fill = "for i in 1 2 3 4 5 6 7 8; do head -c 3000000 /dev/zero > big$i; done"
+    status = run(executor, spec(workdir, f"{fill}; sleep {mark}", disk_mb=10, max_file_mb=4))
+    assert (status.state, status.failure) == (JobState.DISK, "disk"), executor.logs(status.job_id)
+    assert "disk limit of 10 MB" in status.detail
+    assert running_with(mark) == []
+
+
+def test_a_job_that_fills_the_disk_and_ends_at_once_is_still_caught(executor: LocalExecutor, workdir: Path) -> None:
+    fill = "for i in 1 2 3 4 5 6 7 8; do head -c 3000000 /dev/zero > big$i; done"
+    status = run(executor, spec(workdir, fill, disk_mb=10, max_file_mb=4))
+    assert status.state is JobState.DISK
+
+
+def test_disk_usage_counts_every_entry_and_stops_past_the_bound(tmp_path: Path) -> None:
+    from nanoresearch.compute.local import BLOCK, disk_usage
+
+    for i in range(100):
+        (tmp_path / f"empty{i}").touch()  # no blocks, but inodes: each counts as one block
+    assert disk_usage(tmp_path, 1 << 40) == 100 * BLOCK
+    assert disk_usage(tmp_path, 10 * BLOCK) <= 12 * BLOCK  # stopped soon after the bound

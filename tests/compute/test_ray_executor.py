@@ -314,7 +314,7 @@ def test_the_job_runs_in_the_sandbox(executor: RayExecutor, tmp_path: Path) -> N
         logs = executor.logs(run(executor, spec(tmp_path, command)).job_id)
     finally:
         outside.unlink(missing_ok=True)
-    assert "REFUSED" in logs and int(logs.split("\n")[2]) <= 5  # read-only root, own PID namespace
+    assert "REFUSED" in logs and int(logs.split("\n")[2]) <= 5  # writes outside the workdir refused, own PID namespace
 
 
 def test_the_local_cluster_listens_on_loopback_only(cluster: RayExecutor) -> None:

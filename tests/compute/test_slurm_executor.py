@@ -54,7 +54,8 @@ def wait_for_state(executor: SlurmExecutor, job_id: str, states: set[JobState], 
 
 def normalised(text: str, tmp_path: Path) -> str:
     """Volatile parts of a generated script replaced by placeholders."""
-    text = text.replace(str(tmp_path), "<TMP>").replace(str(Path(sys.executable).parent), "<VENV_BIN>")
+    text = text.replace(str(tmp_path), "<TMP>").replace(sys.executable, "<PYTHON>")
+    text = text.replace(str(Path(sys.executable).parent), "<VENV_BIN>")
     text = re.sub(r"^export HOME=.*$", "export HOME=<HOME>", text, flags=re.M)
     return re.sub(r"nanoresearch:[0-9a-f]{32}", "nanoresearch:<UUID>", text)
 

@@ -36,6 +36,7 @@ class Resources(BaseModel):
     mem_gb: float = Field(2.0, gt=0)
     time_s: int = Field(600, gt=0)  # wall-clock limit; SLURM's --time comes from this, never a default
     max_file_mb: int = Field(512, gt=0)
+    disk_mb: int = Field(1024, gt=0)  # the whole working copy; past it the job is killed (state DISK)
     max_processes: int = Field(256, gt=0)
 
 
@@ -54,6 +55,7 @@ class JobState(str, Enum):
     FAILED = "failed"  # non-zero exit
     TIMEOUT = "timeout"
     OOM = "oom"
+    DISK = "disk"  # the working copy outgrew resources.disk_mb
     CANCELLED = "cancelled"
     PREEMPTED = "preempted"
     NODE_FAIL = "node_fail"
@@ -69,6 +71,7 @@ FAILURE_OF_STATE: dict[JobState, FailureLabel | None] = {
     JobState.FAILED: "crash",
     JobState.TIMEOUT: "timeout",
     JobState.OOM: "oom",
+    JobState.DISK: "disk",
     JobState.CANCELLED: "infra",
     JobState.PREEMPTED: "infra",
     JobState.NODE_FAIL: "infra",

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 from nanoresearch.compute.executor import JobSpec, JobState, JobStatus, log_paths, register
 from nanoresearch.compute.sandbox import (
     WRAPPER_PROCESSES,
+    MiB,
     PreparedJob,
     SandboxStatus,
     check_env,
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICK_S = 0.05
+DISK_CHECK_S = 0.5  # a walk of the working copy is dearer than a tick; this is often enough
+BLOCK = 4096  # every file or folder counts at least this much: a million empty files fill a disk too
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 256 * 1024
 # What running out of memory looks like in Python, C++, libc, torch (CPU and CUDA) and numpy.
@@ -72,6 +75,7 @@ class _Job:
     started_at: float | None = None
     ended_at: float | None = None
     deadline: float = 0.0  # time.monotonic() at which the wall-clock limit is reached
+    next_disk_check: float = 0.0  # time.monotonic() of the next measure of the working copy
     exit_code: int | None = None
     detail: str = ""
     kill: tuple[JobState, str] | None = None  # why we killed it, decided before the kill
@@ -246,6 +250,10 @@ class LocalExecutor:
         r = job.spec.resources
         if time.monotonic() >= job.deadline:
             return JobState.TIMEOUT, f"killed at the wall-clock limit of {r.time_s} s"
+        if time.monotonic() >= job.next_disk_check:
+            job.next_disk_check = time.monotonic() + DISK_CHECK_S
+            if over_disk_limit(job.spec):
+                return _disk_outcome(job.spec)
         too_many = (JobState.FAILED, f"killed: reached the process limit (max_processes={r.max_processes})")
         cgroup = job.prepared.cgroup if job.prepared else None
         if cgroup is not None and cgroup.limits_processes:
@@ -341,6 +349,8 @@ def _outcome(job: _Job) -> tuple[JobState, str]:
     assert code is not None and job.prepared is not None
     if job.kill is not None:
         return job.kill
+    if over_disk_limit(job.spec):  # wrote fast and ended before the next measure
+        return _disk_outcome(job.spec)
     cgroup = job.prepared.cgroup
     if cgroup is not None and cgroup.oom_killed():
         return JobState.OOM, f"killed by the memory limit of {r.mem_gb:g} GB"
@@ -357,6 +367,40 @@ def _outcome(job: _Job) -> tuple[JobState, str]:
     if sig == signal.SIGXFSZ or FILE_TOO_LARGE.search(stderr):
         return JobState.FAILED, f"wrote a file past the {r.max_file_mb} MB limit"
     return JobState.FAILED, f"killed by {signal.Signals(sig).name}" if sig else f"exit code {code}"
+
+
+def over_disk_limit(spec: JobSpec) -> bool:
+    return disk_usage(spec.workdir, spec.resources.disk_mb * MiB) > spec.resources.disk_mb * MiB
+
+
+def _disk_outcome(spec: JobSpec) -> tuple[JobState, str]:
+    return JobState.DISK, f"killed: its working copy outgrew the disk limit of {spec.resources.disk_mb} MB (resources.disk_mb)"
+
+
+def disk_usage(folder: Path, stop_above: int) -> int:
+    """Bytes the folder takes on disk (allocated blocks, so sparse files count what they use),
+    without following links; stops counting once past `stop_above`, so a huge tree costs no
+    more than the limit's worth of entries."""
+    total, pending = 0, [str(folder)]
+    while pending and total <= stop_above:
+        try:
+            with os.scandir(pending.pop()) as entries:  # an iterator: a huge folder is not listed whole
+                for entry in entries:
+                    if total > stop_above:
+                        break
+                    total += _size_on_disk(entry)
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+        except OSError:  # gone meanwhile, or made unreadable by the job (its own entry counted already)
+            continue
+    return total
+
+
+def _size_on_disk(entry: os.DirEntry[str]) -> int:
+    try:
+        return max(entry.stat(follow_symlinks=False).st_blocks * 512, BLOCK)
+    except OSError:  # removed meanwhile
+        return 0
 
 
 def _signal_of(code: int) -> int | None:

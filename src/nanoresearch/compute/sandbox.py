@@ -2,12 +2,19 @@
 
 Layers, strongest first:
 
-- bubblewrap (`bwrap`): the whole root read-only, the job's workdir the only writable folder,
-  bound at its own path so paths mean the same inside and out; a private /tmp (RAM, sized to the
-  memory budget) with HOME=/tmp/home, so caches never land in the working copy; /run masked
-  (unix sockets such as munge's or docker's stay reachable through a read-only mount); own
-  network namespace (no network, not even the host's loopback); own PID namespace (the job sees
-  and signals only its own processes, and all of them die with it); no capabilities, even as root.
+- bubblewrap (`bwrap`): the job starts from an empty root and sees only what a recipe needs:
+  the system folders (/usr and its merged-/usr links, /sys) and a short list of /etc files
+  (loader cache, passwd/group, certificates, time zone; never shadow or ssh keys), read-only; the
+  folders of this Python (interpreter, virtualenv, package folders, `python_runtime`) read-only,
+  bound at their own paths and never the home around them; the task's read-only folders
+  (`prepare(readonly=...)`); the job's workdir, the only writable folder, bound at its own path
+  so paths mean the same inside and out; a private /tmp (RAM, sized to the memory budget) with
+  HOME=/tmp/home, so caches never land in the working copy; a minimal /dev and its own /proc.
+  Homes (/root, /home), the NanoResearch home (all users' folders and the store) except the
+  job's own workdir, /var, /opt, /run and everything else are absent, not merely read-only.
+  Own network namespace (no network, not even the host's loopback); own PID namespace (the job
+  sees and signals only its own processes, and all of them die with it); no capabilities, even
+  as root.
 - cgroups (v1 or v2), each job in a folder nested under this process's own cgroup so that
   limits set on us still apply: `pids.max` stops fork bombs as root, where RLIMIT_NPROC is not
   enforced; the memory limit covers what rlimits cannot (shared memory, tmpfs, child processes);
@@ -19,9 +26,8 @@ Layers, strongest first:
 - the environment is rebuilt from nothing every time: no variable of the caller passes, so API
   keys and tokens never reach a job, with or without bubblewrap.
 
-Under bwrap the host's /tmp and /run are replaced by empty ones: of what lies there, a job sees
-only its own workdir (`prepare(readonly=...)` shows more, read-only). `run_sandboxed` runs one
-short command the same way and returns its output (a runner for the trial evaluator).
+`run_sandboxed` runs one short command the same way and returns its output (a runner for the
+trial evaluator). The SLURM executor runs the same sandbox on the node (`sandboxed_job.py`).
 
 Without a working bwrap the job runs with rlimits (and cgroups) only: it can then read and write
 anything the user can and reach the network. That is logged as a warning once, and
@@ -62,6 +68,17 @@ SECRET_NAME = re.compile(r"(^|_)(KEY|APIKEY|TOKEN|SECRET|PASSWD|CREDENTIALS?)(_|
 # Processes our wrappers add to a job's cgroup: bwrap, its PID-1 reaper, /bin/sh.
 WRAPPER_PROCESSES = 3
 CONTROLLERS = ("pids", "memory", "cpu")
+# The system folders a sandboxed job sees, read-only; on merged-/usr systems most are links to /usr.
+# /sys stays: libraries read the CPU topology and cgroup limits there (OpenBLAS, torch, loky).
+SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/sys")
+SYSTEM_ROOTS = tuple(Path(p).resolve() for p in SYSTEM_FOLDERS)
+# The /etc files programs need: the loader's cache, users and groups by name, name service
+# switch, certificates, time zone, the alternatives' links. Never shadow, sudoers, ssh or the like.
+SYSTEM_ETC = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "hosts", "host.conf",
+    "gai.conf", "protocols", "services", "ssl", "ca-certificates", "pki", "localtime", "timezone",
+    "alternatives", "fonts", "mime.types", "locale.alias", "os-release",
+)
 
 
 # --- What this machine offers --------------------------------------------------------------
@@ -82,9 +99,15 @@ class SandboxStatus:
     def isolation(self) -> str:
         limits = "rlimits" + (f" + cgroups ({', '.join(sorted(self.cgroups))})" if self.cgroups else "")
         if self.sandboxed:
-            return f"bubblewrap (read-only root, workdir writable, no network, own PID namespace) + {limits}"
+            return f"bubblewrap ({VISIBLE_INSIDE}) + {limits}"
         return f"{limits} only: NOT isolated (the job can read and write all the user can and use the network): {self.problem}"
 
+
+# What a sandboxed job sees, in words (doctor and the CLI print it).
+VISIBLE_INSIDE = (
+    "system folders and the Python installation read-only, the trial folder writable, the task read-only; "
+    "homes and the NanoResearch home absent; private /tmp; no network; own PID namespace"
+)
 
 _status: SandboxStatus | None = None
 _status_lock = threading.Lock()
@@ -156,12 +179,14 @@ def prepare(
     gpu_ids: Sequence[str] = (),
     use_bwrap: bool | None = None,
     readonly: Sequence[Path] = (),
+    cgroups: bool = True,
 ) -> PreparedJob:
     """Build the command line, environment and child setup for one job.
 
     use_bwrap: None = when it works (warn once otherwise); True = required; False = rlimits only.
-    readonly: folders to show read-only under bwrap even where they lie under /tmp or /run,
-    which the sandbox replaces with empty ones (everything else is visible read-only anyway).
+    readonly: folders the job may read besides the system, the Python installation and its
+    workdir (e.g. the trial folder an evaluator scores); nothing else is visible under bwrap.
+    cgroups: False where someone else's cgroups already hold the job (SLURM).
     """
     status = sandbox_status()
     if use_bwrap and not status.sandboxed:
@@ -181,7 +206,7 @@ def prepare(
         popen_env = {"PATH": BASE_PATH}  # bwrap's own; the job's comes from --setenv
     else:
         argv, popen_env = command, env
-    cgroup = JobCgroup.create(job_id, spec.resources, status.cgroups)
+    cgroup = JobCgroup.create(job_id, spec.resources, status.cgroups) if cgroups else None
     limits = rlimits_for(spec.resources)
     procs = cgroup.procs_files if cgroup else []
     return PreparedJob(
@@ -224,11 +249,29 @@ def check_env(extra: dict[str, str]) -> None:
 
 
 def _namespace_args() -> list[str]:
-    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
-            "--die-with-parent", "--new-session"]
+    args = ["--unshare-all", "--die-with-parent", "--new-session"]
     if os.geteuid() == 0:
         args += ["--cap-drop", "ALL"]  # root keeps all capabilities in bwrap otherwise (mknod, mount …)
     return args
+
+
+def system_args() -> list[str]:
+    """The system part of the sandbox's root: programs, libraries, a few /etc files, /dev, /proc.
+
+    bwrap starts from an empty root, so whatever is not listed here (homes, /var, /opt, /srv, /mnt,
+    the NanoResearch home) does not exist inside. Merged-/usr links (/bin -> usr/bin) stay links.
+    """
+    args: list[str] = []
+    for name in SYSTEM_FOLDERS:
+        path = Path(name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            args += ["--ro-bind", name, name]
+    for name in SYSTEM_ETC:
+        if os.path.lexists(f"/etc/{name}"):
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    return [*args, "--dev", "/dev", "--proc", "/proc"]
 
 
 def bwrap_args(
@@ -241,32 +284,52 @@ def bwrap_args(
 ) -> list[str]:
     # Order matters: later mounts go on top of earlier ones, so the workdir is bound after the
     # /tmp tmpfs (a workdir under /tmp stays visible) and bwrap creates its mount point there.
-    args = _namespace_args()
+    args = [*_namespace_args(), *system_args()]
     if tmpfs_size:  # /tmp is RAM: cap it at the memory budget
         args += ["--size", str(int(resources.mem_gb * GiB))]
     args += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
-    args += ["--tmpfs", "/run"]
-    for folder in [*hidden_runtime(), *readonly]:
+    for folder in [*python_runtime(), *readonly]:
         args += ["--ro-bind", str(Path(folder).resolve()), str(Path(folder).resolve())]
     args += ["--bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     if gpu_ids:  # --dev /dev is a minimal /dev; CUDA needs the driver's device files
         for device in sorted(glob.glob("/dev/nvidia*")):
             args += ["--dev-bind", device, device]
-    args.append("--clearenv")
+    # The root is bwrap's own tmpfs holding the mount points; read-only, so /tmp and the workdir
+    # stay the only places a job can write.
+    args += ["--remount-ro", "/", "--clearenv"]
     for name, value in env.items():
         args += ["--setenv", name, value]
     return args
 
 
 @functools.cache
-def hidden_runtime() -> tuple[Path, ...]:
-    """Folders of this Python (interpreter, packages, an editable source tree) that the private
-    /tmp and /run would hide: a checkout or virtualenv under /tmp must still run its jobs."""
-    candidates = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    candidates.add(Path(sys.executable).resolve().parent)
-    candidates |= {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
-    hidden = sorted(p for p in candidates if any(p.is_relative_to(root) for root in (Path("/tmp"), Path("/run"))))
-    return tuple(p for p in hidden if not any(p != other and p.is_relative_to(other) for other in hidden))
+def python_runtime() -> tuple[Path, ...]:
+    """The folders of this Python that a job needs and the system folders do not cover: the
+    installation (which may live in a home, like pyenv's ~/.pyenv/versions/X), the virtualenv,
+    and package folders on sys.path (an editable source tree). Only these folders are bound,
+    never the home around them. The current folder on sys.path is not the installation's and is
+    left out, and so is any folder that would contain a home, the NanoResearch home or /tmp."""
+    candidates = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    candidates.add(Path(sys.executable).parent)
+    # sys.path[0] is the script's folder or the current one, not the installation's.
+    candidates |= {Path(p) for p in sys.path[1:] if p and Path(p).is_dir()}
+    private = private_places()
+    found = set()
+    for path in (p.resolve() for p in candidates):
+        if any(path.is_relative_to(system) for system in SYSTEM_ROOTS):
+            continue  # already visible
+        if any(place.is_relative_to(path) for place in private):
+            log.warning("not showing %s to jobs: it contains a home, the NanoResearch home or /tmp", path)
+            continue
+        found.add(path)
+    return tuple(sorted(p for p in found if not any(p != other and p.is_relative_to(other) for other in found)))
+
+
+def private_places() -> set[Path]:
+    """Folders a job must never see, not even through a parent bound for the Python installation."""
+    home = os.environ.get("NANORESEARCH_HOME") or str(Path.home() / ".nanoresearch")
+    places = ("/root", "/home", "~", home, "/tmp", "/var/tmp", tempfile.gettempdir())
+    return {Path(p).expanduser().resolve() for p in places}
 
 
 def run_sandboxed(

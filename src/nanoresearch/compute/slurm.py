@@ -1,9 +1,11 @@
 """The SLURM executor: one job = one generated sbatch script, tracked until SLURM says how it ended.
 
-Submission writes `<workdir>.logs/job.sbatch` (beside the job's stdout/stderr, outside its
-working copy) and runs `sbatch --parsable`. The script asks for exactly the spec's resources
-(`--time` included, never the partition's default), and clears the environment SLURM gives the
-job down to SLURM's own variables plus PATH, HOME, LANG, thread counts and the spec's env.
+Submission writes `<workdir>.logs/job.sbatch` and the spec as `job.json` (beside the job's
+stdout/stderr, outside its working copy) and runs `sbatch --parsable`. The script asks for exactly
+the spec's resources (`--time` included, never the partition's default), clears the environment
+SLURM gives the job down to SLURM's own variables plus PATH, HOME, LANG, thread counts and the
+spec's env, and then runs the command on the node in the same bubblewrap sandbox as a local job
+(`python -m nanoresearch.compute.sandboxed_job job.json`, see `sandbox.py`).
 
 Every job carries two marks: its name starts with `nr-` and its comment is
 `nanoresearch:<uuid>`. `cancel` only touches job ids this executor submitted or re-attached to,
@@ -158,8 +160,12 @@ def sbatch_script(
     extra_args: Sequence[str] = (),
     path_dirs: Sequence[str] | None = None,
     home: str | None = None,
+    python: str | None = None,
 ) -> str:
-    """The batch script for one job. Pure, so a golden file can pin it."""
+    """The batch script for one job. Pure, so a golden file can pin it.
+
+    The command itself is in `spec_path(workdir)`, which the script hands to `sandboxed_job`:
+    the job runs in the same sandbox as a local one."""
     res = spec.resources
     stdout, stderr = log_paths(spec.workdir)
     options = [
@@ -188,9 +194,15 @@ def sbatch_script(
     lines += [
         "",
         'echo "[nanoresearch] job $SLURM_JOB_ID attempt $((${SLURM_RESTART_COUNT:-0} + 1)) on $SLURMD_NODENAME" >&2',
-        f"exec /bin/sh -c {shlex.quote(spec.command)}",
+        f"exec {shlex.quote(python or sys.executable)} -m nanoresearch.compute.sandboxed_job "
+        f"{shlex.quote(str(spec_path(spec.workdir)))}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def spec_path(workdir: Path) -> Path:
+    """The job's spec as JSON, beside its logs (outside the working copy the job may write)."""
+    return log_paths(workdir)[0].parent / "job.json"
 
 
 def job_name(name: str) -> str:
@@ -316,6 +328,7 @@ class SlurmExecutor:
         marker = f"{MARKER_PREFIX}{uuid.uuid4().hex}"
         script = self.script_path(workdir)
         script.parent.mkdir(parents=True, exist_ok=True)
+        spec_path(workdir).write_text(spec.model_dump_json(), encoding="utf-8")
         script.write_text(sbatch_script(spec, marker, self.partition, self.extra_args), encoding="utf-8")
         for log in log_paths(workdir):
             log.write_bytes(b"")  # a new job starts with empty logs; attempts then append
@@ -489,7 +502,8 @@ class SlurmExecutor:
         if state is JobState.PREEMPTED and not record.source.startswith("sacct") and time.time() - (record.end or 0) < _REQUEUE_GRACE_S:
             return self._make(job_id, record, owned, JobState.PENDING, None, None, "preempted; being requeued")
         if state in (JobState.FAILED, JobState.CANCELLED) and (oom_line := self._oom_line(job_id, record)):
-            return self._make(job_id, record, owned, JobState.OOM, code, signal, f"out of memory: {oom_line}")
+            return self._make(job_id, record, owned, JobState.OOM, code, signal,
+                              f"out of memory (past the job's memory limit): {oom_line}")
         return self._make(job_id, record, owned, state, code, signal, _detail(state, record, code, signal))
 
     def _make(self, job_id: str, record: _Record, owned: _Owned | None, state: JobState,

@@ -186,6 +186,7 @@ def manifest(draft: TaskDraft, dataset: Dataset, metric: str) -> dict:
         "description": f"{draft.description} (generated from the blueprint; dataset: sklearn {dataset.loader})",
         "command": f"python {RECIPE}",
         "seed_env": "SEED",
+        "outputs": [PREDICTIONS],  # kept after scoring, for audit
         "score": {"metric": metric, "direction": direction},
         "evaluator": {"command": "python evaluate.py", "files": ["evaluate.py"], "time_s": 60},
         "legality": {"editable": [RECIPE], "max_file_kb": 64, "gates": [gate(dataset)]},

@@ -12,6 +12,8 @@ task.toml:
     description = "..."
     command = "python train.py"            # the recipe, run in the trial's working copy
     seed_env = "SEED"                      # optional: env var the recipe seeds its randomness from
+    outputs = ["predictions.json"]         # optional: globs of files the recipe writes that stay after
+                                           # the trial; everything else it wrote is removed once scored
 
     [score]
     metric = "accuracy"                    # key in the evaluator's JSON output
@@ -31,6 +33,7 @@ task.toml:
     gpus = 0
     mem_gb = 2
     time_s = 300
+    disk_mb = 1024                         # the whole working copy; past it the trial fails as "disk"
 
     [knobs.EPOCHS]                         # env vars the recipe reads; the budget may turn them down
     default = 20
@@ -43,7 +46,10 @@ task.toml:
 
 from __future__ import annotations
 
+import os
+import shutil
 import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Literal
 
@@ -111,6 +117,7 @@ class Task(Strict):
     description: str = ""
     command: str
     seed_env: str | None = None  # the run matrix repeats conditions over seeds through this env var
+    outputs: list[str] = []  # globs (relative to the working copy) of what the recipe writes and we keep
     score: Score
     evaluator: Evaluator
     legality: Legality
@@ -124,8 +131,6 @@ class Task(Strict):
 
     @model_validator(mode="after")
     def _evaluator_is_not_editable(self) -> Task:
-        from fnmatch import fnmatch
-
         for name in self.evaluator.files:
             if any(fnmatch(name, pattern) for pattern in self.legality.editable):
                 raise ValueError(f"evaluator file {name!r} matches an editable pattern; the evaluator must stay frozen")
@@ -164,11 +169,46 @@ def load_task(folder: Path | str) -> Task:
 
 def editable_files(task: Task) -> list[str]:
     """Recipe files (relative paths) that trials may change."""
-    from fnmatch import fnmatch
-
     found = []
     for path in sorted(task.folder.rglob("*")):
         relative = path.relative_to(task.folder).as_posix()
         if path.is_file() and any(fnmatch(relative, pattern) for pattern in task.legality.editable):
             found.append(relative)
     return found
+
+
+def clean_working_copy(task: Task, workdir: Path) -> list[str]:
+    """Remove from a finished trial's working copy what the recipe wrote and the task does not
+    declare (`outputs`): a trial's leftovers must not pile up on the disk. The task's own files
+    stay. Links are removed, never followed. Returns the removed paths, relative."""
+    frozen = {*task.evaluator.files, "task.toml"}  # never copied into a working copy
+    kept_files = {p.relative_to(task.folder).as_posix() for p in task.folder.rglob("*") if p.is_file()} - frozen
+    kept_folders = {parent.as_posix() for name in kept_files for parent in Path(name).parents} - {"."}
+    removed: list[str] = []
+
+    def declared(relative: str) -> bool:
+        return relative in kept_files or any(fnmatch(relative, pattern) for pattern in task.outputs)
+
+    def may_hold_outputs(relative: str) -> bool:
+        depth = relative.count("/") + 1
+        return any(fnmatch(relative, "/".join(pattern.split("/")[:depth])) for pattern in task.outputs
+                   if pattern.count("/") >= depth)
+
+    def clean(folder: Path, prefix: str) -> None:
+        for entry in list(os.scandir(folder)):
+            relative = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if relative in kept_folders or may_hold_outputs(relative) or declared(relative):
+                    if not declared(relative):
+                        clean(Path(entry.path), relative + "/")
+                    continue
+                shutil.rmtree(entry.path, ignore_errors=True)
+            elif declared(relative):
+                continue
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+            removed.append(relative)
+
+    if workdir.is_dir():
+        clean(workdir, "")
+    return removed

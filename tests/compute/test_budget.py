@@ -3,6 +3,7 @@ import pytest
 from nanoresearch.compute.budget import Budget, Spent, charge_trial, left, parse_budget, plan_trial, spent
 from nanoresearch.compute.executor import Resources
 from nanoresearch.errors import UserError
+from nanoresearch.store.models import Trial
 from nanoresearch.trials.task import Knob
 
 EPOCHS = {"EPOCHS": Knob(default=20, min=2)}
@@ -59,3 +60,21 @@ def test_ledger_charges_elapsed_times_units(store):
     used = spent(store, user, "r1")
     assert (used.wall_s, used.cpu_hours, used.gpu_hours) == (1800, 1.0, 1.0)
     assert left(Budget(gpu_hours=3, wall_s=3600), used) == {"wall_s": 1800, "gpu_hours": 2.0}
+
+
+def test_only_trials_that_started_count_as_spent(store):
+    user = store.ensure_user("alice")
+    store.create_run("r1", store.ensure_project(user, "p"), "g", "/w", {})
+    outcomes = [
+        ("done", None, "job-1"),  # ran
+        ("failed", "crash", "job-2"),  # ran and crashed
+        ("failed", "budget_overrun", None),  # refused before it started
+        ("failed", "bad_proposal", None),  # the model's answer was unusable
+        ("proposed", None, None),  # being planned
+    ]
+    for status, failure, job_id in outcomes:
+        store.add_trial(Trial(run_id="r1", proposer="p", command="c", executor="local", status=status, failure=failure,
+                              job_id=job_id))
+    used = spent(store, user, "r1")
+    assert used.trials == 2
+    assert left(Budget(trials=2), used) == {"trials": 0}  # a hard budget is never reported as overspent

@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+from nanoresearch.config import STAGES
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
 
 INVENTED_KEY = "invented2099"
@@ -158,10 +161,10 @@ class ResearcherProvider:
 class ResearcherServer:
     """OpenAI-compatible chat completions on 127.0.0.1, answering like `answer()`; counts requests by content."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:  # 0: any free port; a given one brings a stopped server back
         self.seen: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
@@ -208,3 +211,23 @@ class ResearcherServer:
                 self.wfile.write(data)
 
         return Handler
+
+
+def write_config(home: Path, url: str) -> None:
+    """Every stage's model is the researcher at `url`; an unreachable one is given up on at once."""
+    lines = [
+        "[llm]", "max_attempts = 2", "backoff_initial_s = 0", "",
+        "[endpoints.researcher]", 'kind = "openai"', f'base_url = "{url}"', 'default_model = "researcher"',
+        'structured = "json_schema"', "",
+    ]
+    for stage in STAGES:
+        lines += [f"[stages.{stage}]", 'endpoint = "researcher"', 'model = "researcher"', ""]
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("\n".join(lines))
+
+
+def unused_port() -> int:
+    """A loopback port nobody listens on (until a ResearcherServer is started on it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -14,26 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from researcher import ResearcherServer
+from researcher import ResearcherServer, write_config
 
 from conftest import CORPUS, DIGITS, GOAL
-from nanoresearch.config import STAGES
 from nanoresearch.store import Store
 
 pytestmark = pytest.mark.slow
 
 CLI = str(Path(sys.executable).parent / "nanoresearch")
-
-
-def write_config(home: Path, url: str) -> None:
-    lines = [
-        "[endpoints.researcher]", 'kind = "openai"', f'base_url = "{url}"', 'default_model = "researcher"',
-        'structured = "json_schema"', "",
-    ]
-    for stage in STAGES:
-        lines += [f"[stages.{stage}]", 'endpoint = "researcher"', 'model = "researcher"', ""]
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text("\n".join(lines))
 
 
 def wait_for_running_trial(db: Path, process: subprocess.Popen, timeout_s: float = 300) -> int:

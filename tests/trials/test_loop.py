@@ -6,7 +6,8 @@ import pytest
 from tiny import TINY_EVALUATOR, TINY_RECIPE, TINY_TASK, make_loop, proposal  # noqa: F401  (re-exported)
 
 from helpers import ScriptedProvider
-from nanoresearch.compute.budget import Budget, spent
+from nanoresearch.compute.budget import Budget, left, spent
+from nanoresearch.errors import EndpointUnavailableError
 from nanoresearch.trials.task import load_task
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "tasks"
@@ -82,19 +83,20 @@ def test_nothing_starts_that_would_break_the_budget(store, tiny_task, tmp_path):
     assert trial.job_id is None
 
 
-def test_unusable_model_output_is_an_infra_trial_not_a_crash_of_the_loop(store, tiny_task, tmp_path):
-    provider = ScriptedProvider("no idea", "still none", "nothing")
-    loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path)
+def test_unusable_model_output_is_a_bad_proposal_not_a_crash_of_the_loop(store, tiny_task, tmp_path):
+    provider = ScriptedProvider("no idea", "still none", "nothing", *["not json"] * 3)
+    loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path, max_stalled=2)
     loop.run()
     trial = store.trials(loop.run_id)[-1]
-    assert trial.failure == "infra" and "no usable proposal" in trial.detail
+    assert trial.failure == "bad_proposal" and "no usable proposal" in trial.detail
+    assert spent(store, loop.user_id, loop.run_id).trials == 1  # only the baseline ran
 
 
 def test_a_model_that_never_proposes_anything_usable_stops_the_loop(store, tiny_task, tmp_path):
     provider = ScriptedProvider(*["not json"] * 6)
     loop = make_loop(store, tiny_task, provider, Budget(), tmp_path, max_stalled=2)
     assert loop.run().proposer == "baseline"
-    assert [t.failure for t in store.trials(loop.run_id)] == [None, "infra", "infra"]
+    assert [t.failure for t in store.trials(loop.run_id)] == [None, "bad_proposal", "bad_proposal"]
 
 
 def test_an_interrupted_trial_is_labelled_on_resume(store, tiny_task, tmp_path):
@@ -104,6 +106,48 @@ def test_an_interrupted_trial_is_labelled_on_resume(store, tiny_task, tmp_path):
     loop.recover_interrupted()
     recovered = store.trial(trial.id)
     assert (recovered.status, recovered.failure) == ("failed", "infra")
+
+
+def test_an_interrupted_baseline_is_run_again_before_any_proposal(store, tiny_task, tmp_path):
+    first = make_loop(store, tiny_task, ScriptedProvider(), Budget(trials=4), tmp_path)
+    first.start(first.prepare(None, "baseline", "the task's recipe as given", []))  # the process dies here
+    provider = ScriptedProvider(proposal("bigger", ("VALUE = 1", "VALUE = 5")))
+    loop = make_loop(store, tiny_task, provider, Budget(trials=3), tmp_path, reuse_run=True)
+    best = loop.run()
+    interrupted, baseline, edited = store.trials(loop.run_id)
+    assert (interrupted.proposer, interrupted.failure) == ("baseline", "infra")
+    assert (baseline.proposer, baseline.score, baseline.kept) == ("baseline", 1.0, True)
+    assert (edited.parent_id, edited.score, best.id) == (baseline.id, 5.0, edited.id)
+    assert loop.baseline().id == baseline.id
+
+
+def test_a_batch_asks_for_no_more_proposals_than_trials_left(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(proposal("two", ("VALUE = 1", "VALUE = 2")), proposal("three", ("VALUE = 1", "VALUE = 3")))
+    budget = Budget(trials=3)
+    loop = make_loop(store, tiny_task, provider, budget, tmp_path, parallel=4)
+    loop.run()
+    assert len(provider.history) == 2  # the baseline took one of three trials: two proposals, not four
+    assert [t.failure for t in store.trials(loop.run_id)] == [None, None, None]
+    assert left(budget, spent(store, loop.user_id, loop.run_id)) == {"trials": 0}
+
+
+def test_no_repair_is_asked_for_that_the_budget_cannot_run(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(proposal("bigger", ("VALUE = 1", "VALUE = 7 +")))
+    budget = Budget(trials=2)
+    loop = make_loop(store, tiny_task, provider, budget, tmp_path, max_debug=1)
+    loop.run()
+    assert len(provider.history) == 1  # the crash was not sent to the debugger: no trial was left for its repair
+    assert [t.failure for t in store.trials(loop.run_id)] == [None, "crash"]
+    assert left(budget, spent(store, loop.user_id, loop.run_id)) == {"trials": 0}  # never overspent
+
+
+def test_an_unreachable_endpoint_stops_the_loop_without_charging_a_trial(store, tiny_task, tmp_path):
+    down = EndpointUnavailableError("endpoint 'local' failed all 4 attempts; the last: connection refused")
+    loop = make_loop(store, tiny_task, ScriptedProvider(down), Budget(trials=3), tmp_path)
+    with pytest.raises(EndpointUnavailableError):
+        loop.run()
+    assert [t.proposer for t in store.trials(loop.run_id)] == ["baseline"]  # no trial recorded for the outage
+    assert spent(store, loop.user_id, loop.run_id).trials == 1
 
 
 def test_digits_example_improves_with_a_real_recipe_edit(store, tmp_path):

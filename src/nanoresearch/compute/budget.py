@@ -75,8 +75,9 @@ class Spent(BaseModel):
 def spent(store: Store, user_id: int, run_id: str) -> Spent:
     ledger = store.spent(user_id, run_id)
     return Spent(
-        # Trials count once they ran or failed; the one being planned is still "proposed".
-        trials=sum(1 for t in store.trials(run_id) if t.status != "proposed"),
+        # A trial counts once it was started (it has a job); one being planned, refused by the
+        # budget, or whose proposal was unusable or illegal never ran and costs no trial.
+        trials=sum(1 for t in store.trials(run_id) if t.job_id),
         wall_s=ledger.get("wall_s", 0.0),
         cpu_hours=ledger.get("cpu_hours", 0.0),
         gpu_hours=ledger.get("gpu_hours", 0.0),

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nanoresearch.config import Settings, load_settings
-from nanoresearch.errors import NanoResearchError, UserError
+from nanoresearch.errors import EndpointUnavailableError, NanoResearchError, UserError
 from nanoresearch.store import Store
 from nanoresearch.store.models import Run, StagePlanRecord
 
@@ -129,12 +129,13 @@ def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bo
     from nanoresearch.pipeline.context import RunContext, RunOptions
     from nanoresearch.pipeline.display import Reporter, TerminalGate
     from nanoresearch.pipeline.orchestrator import Unattended, run_pipeline
+    from nanoresearch.runs import driving, say_how_to_continue
     from nanoresearch.trials.task import load_task
 
     options = RunOptions.model_validate(record.config)
     llm = LLM(settings, store, user_id, run_id=record.id, replay_within_run=True)
     console = Console(stderr=True, soft_wrap=True)
-    with Reporter(console, store, user_id, record.id, options.budget) as reporter:
+    with driving(record), Reporter(console, store, user_id, record.id, options.budget) as reporter:
         interactive = not yes and sys.stdin.isatty()
         gate = TerminalGate(console, reporter) if interactive else Unattended()
         context = RunContext(settings, store, user_id, record, llm, options,
@@ -142,11 +143,11 @@ def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bo
         try:
             run_pipeline(context, gate)
         except KeyboardInterrupt:
-            store.set_run_status(record.id, "paused")
-            err.print(f"\ninterrupted; continue with: nanoresearch resume {record.id}")
+            err.print(f"\ninterrupted; the run is paused; continue with: nanoresearch resume {record.id}")
             raise typer.Exit(130) from None
         except NanoResearchError as exc:
-            exc.hint = (exc.hint + "; then " if exc.hint else "") + f"`nanoresearch resume {record.id}{task_flag(exc)}` continues the run"
+            state = "paused" if isinstance(exc, EndpointUnavailableError) else "failed"
+            say_how_to_continue(exc, record.id, f"nanoresearch resume {record.id}{task_flag(exc)}", state)
             raise
     print_artifacts(Path(record.workspace))
 
@@ -154,9 +155,11 @@ def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bo
 def status(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None) -> None:
     """Where a run stands: each stage, what it produced, what was spent and what is left."""
     from nanoresearch.compute.budget import left, parse_budget, spent
+    from nanoresearch.runs import shown_status
 
     store, record = _open_run(ctx, run_id)
-    table = Table(title=f"{record.id} ({record.status})")
+    run_status = shown_status(record)
+    table = Table(title=f"{record.id} ({run_status})")
     for column in ("stage", "status", "summary"):
         table.add_column(column)
     steps = {s.stage: s for s in store.steps(record.id) if s.step == "stage"}
@@ -165,7 +168,10 @@ def status(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(h
     for name in STAGE_NAMES:
         step = steps.get(name)
         summary = (step.payload.get("summary") or step.payload.get("error", "")) if step else ""
-        table.add_row(name, step.status if step else "pending", escape(summary))
+        stage_status = step.status if step else "pending"
+        if stage_status == "running" and run_status != "running":
+            stage_status = run_status  # the stage stopped with its run: paused, interrupted or failed
+        table.add_row(name, stage_status, escape(summary))
     out.print(table)
     used = spent(store, store.ensure_user(_settings(ctx).user), record.id)
     remaining = left(parse_budget(record.config.get("budget", "")), used) if record.config.get("budget") else {}
@@ -175,6 +181,8 @@ def status(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(h
 
 def list_runs(ctx: typer.Context) -> None:
     """Your runs, oldest first."""
+    from nanoresearch.runs import shown_status
+
     settings = _settings(ctx)
     with Store(settings.db_path) as store:
         runs = store.list_runs(store.ensure_user(settings.user))
@@ -183,15 +191,17 @@ def list_runs(ctx: typer.Context) -> None:
         table.add_column(column)
     for record in runs:
         kind = "research" if "goal" in record.config else "trials"
-        table.add_row(record.id, record.status, kind, escape(record.goal[:70]), record.created_at[:19])
+        table.add_row(record.id, shown_status(record), kind, escape(record.goal[:70]), record.created_at[:19])
     out.print(table)
 
 
 def show(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None) -> None:
     """A run's goal, selected hypothesis, results, paper and final review."""
+    from nanoresearch.runs import shown_status
+
     _, record = _open_run(ctx, run_id)
     folder = Path(record.workspace)
-    out.print(f"[bold]{record.id}[/] ({record.status}): {escape(record.goal)}")
+    out.print(f"[bold]{record.id}[/] ({shown_status(record)}): {escape(record.goal)}")
     ideas = _json(folder / "ideas.json")
     if ideas:
         chosen = ideas["hypotheses"][ideas["selected"]]

@@ -53,6 +53,7 @@ def run_experiment(ctx: RunContext, plan: StagePlan) -> str:
         ctx.write_json("matrix.json", [])
         return f"no trial passed the evaluator in {len(loop.trials())} trials; no run matrix"
     full = make_loop(ctx, parse_budget(ctx.options.budget))  # the matrix may use what the loop left
+    full.recover_interrupted()  # a matrix cell the last process died in: labelled, and its cell is run again
     cells, notes = run_matrix(ctx, full, blueprint, head)
     ctx.write_json("matrix.json", {"cells": [c.model_dump() for c in cells], "notes": notes})
     return f"{len(loop.trials())} trials; head trial {head.id} ({ctx.task.score.metric} {head.score:.4g}); {len(cells)} matrix runs"
@@ -83,7 +84,7 @@ def make_loop(ctx: RunContext, budget: Budget, guidance: str = "") -> TrialLoop:
 
 
 def variants(ctx: RunContext, blueprint: Blueprint, loop: TrialLoop, head: Trial) -> list[Variant]:
-    root = next(t for t in loop.trials() if t.proposer == "baseline")
+    root = loop.baseline()
     found = [
         Variant(condition="baseline", kind="baseline", description="the task's recipe as given", parent_id=None),
         Variant(condition="proposed", kind="proposed", description=f"trial {head.id}: {head.hypothesis}", parent_id=head.id),
@@ -102,11 +103,11 @@ def variants(ctx: RunContext, blueprint: Blueprint, loop: TrialLoop, head: Trial
     return found[: 2 + ctx.settings.pipeline.max_ablations]
 
 
-def components(trials: list[Trial], head: Trial, root: Trial) -> list[Trial]:
-    """The edits on the path from the baseline to the head, oldest first."""
+def components(trials: list[Trial], head: Trial, root: Trial | None) -> list[Trial]:
+    """The edits on the path from the baseline (or the task's recipe) to the head, oldest first."""
     by_id = {t.id: t for t in trials}
     path, node = [], head
-    while node is not None and node.id != root.id:
+    while node is not None and (root is None or node.id != root.id):
         if node.diff.strip():
             path.append(node)
         node = by_id.get(node.parent_id) if node.parent_id else None
@@ -115,7 +116,7 @@ def components(trials: list[Trial], head: Trial, root: Trial) -> list[Trial]:
 
 def run_matrix(ctx: RunContext, loop: TrialLoop, blueprint: Blueprint, head: Trial) -> tuple[list[Cell], list[str]]:
     by_id = {t.id: t for t in loop.trials()}
-    root = next(t for t in loop.trials() if t.proposer == "baseline")
+    root = loop.baseline()
     seed_env = ctx.task.seed_env
     cells: list[Cell] = []
     notes: list[str] = []
@@ -137,10 +138,12 @@ def run_matrix(ctx: RunContext, loop: TrialLoop, blueprint: Blueprint, head: Tri
     return cells, notes
 
 
-def run_cell(loop: TrialLoop, variant: Variant, seed: int, seed_env: str | None, root: Trial, head: Trial,
+def run_cell(loop: TrialLoop, variant: Variant, seed: int, seed_env: str | None, root: Trial | None, head: Trial,
              by_id: dict[int, Trial]) -> Trial:
     if seed == BASE_SEED and not variant.env and variant.revert_of is None and variant.kind != "ablation":
-        return root if variant.kind == "baseline" else head  # the loop already ran this cell
+        ran = root if variant.kind == "baseline" else head
+        if ran is not None:
+            return ran  # the loop already ran this cell, and scored it (an interrupted one is run here)
     env = {**variant.env, **({seed_env: str(seed)} if seed_env else {})}
     parent = by_id.get(variant.parent_id) if variant.parent_id else None
     revert = by_id[variant.revert_of].diff if variant.revert_of else ""

@@ -16,13 +16,14 @@ distilled into skills (pipeline/distill.py); both are checkpointed like any step
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
-from nanoresearch.errors import NanoResearchError
+from nanoresearch.errors import EndpointUnavailableError, NanoResearchError
 from nanoresearch.pipeline.blueprint import run_planning
 from nanoresearch.pipeline.context import STAGE_NAMES, RunContext
 from nanoresearch.pipeline.distill import distill_skills
@@ -76,22 +77,46 @@ def run_pipeline(ctx: RunContext, gate: FeedbackGate) -> None:
     ctx.store.set_run_status(ctx.run.id, "running")
     ctx.log("run_start", goal=ctx.options.goal)
     for stage in STAGES:
-        if ctx.done(stage.name, "stage") is None:
-            run_stage(ctx, stage, gate)
-        if ctx.done(stage.name, "memory") is None:
-            ctx.mark(stage.name, "memory", {"records": reflect(ctx, stage.name)})
-    if ctx.done("run", "skills") is None:
-        ctx.mark("run", "skills", {"outcomes": [o.model_dump() for o in distill_skills(ctx)]})
-    if ctx.done("run", "policy") is None:
-        ctx.mark("run", "policy", {"rounds": train_planner(ctx)})
+        with stopping_cleanly(ctx, stage.name):
+            if ctx.done(stage.name, "stage") is None:
+                run_stage(ctx, stage, gate)
+            if ctx.done(stage.name, "memory") is None:
+                ctx.mark(stage.name, "memory", {"records": reflect(ctx, stage.name)})
+    with stopping_cleanly(ctx, "run"):
+        if ctx.done("run", "skills") is None:
+            ctx.mark("run", "skills", {"outcomes": [o.model_dump() for o in distill_skills(ctx)]})
+        if ctx.done("run", "policy") is None:
+            ctx.mark("run", "policy", {"rounds": train_planner(ctx)})
     ctx.store.set_run_status(ctx.run.id, "done")
     ctx.log("run_done")
+
+
+@contextmanager
+def stopping_cleanly(ctx: RunContext, stage: str) -> Iterator[None]:
+    """Whatever stops a stage, at any point (its plan included), is recorded before it propagates:
+    Ctrl-C, SIGTERM and an unreachable model pause the run (resume continues); anything else, a bug
+    included, fails the stage and the run with the error, so no run is left `running` by a dead process."""
+    try:
+        yield
+    except (KeyboardInterrupt, EndpointUnavailableError) as exc:
+        reason = exc.message if isinstance(exc, NanoResearchError) else "interrupted"
+        ctx.store.set_run_status(ctx.run.id, "paused")
+        ctx.log("run_paused", stage=stage, reason=reason)
+        raise
+    except Exception as exc:
+        message = exc.message if isinstance(exc, NanoResearchError) else f"{type(exc).__name__}: {exc}"
+        if stage != "run":
+            ctx.store.save_step(ctx.run.id, stage, "stage", "failed", {"error": message})
+        ctx.store.set_run_status(ctx.run.id, "failed")
+        ctx.log("stage_failed", stage=stage, error=message)
+        raise
 
 
 def run_stage(ctx: RunContext, stage: Stage, gate: FeedbackGate) -> None:
     redirect = ""
     while True:
         ctx.say(f"[stage] {stage.name}: {stage.description}")
+        ctx.store.save_step(ctx.run.id, stage.name, "stage", "running", {})
         planned = plan_stage(ctx, stage.name, stage.description, redirect)
         for objective in planned.plan.objectives:
             ctx.say(f"  plan: {objective}")
@@ -99,11 +124,8 @@ def run_stage(ctx: RunContext, stage: Stage, gate: FeedbackGate) -> None:
         ctx.log("stage_start", stage=stage.name, plan_id=planned.plan_id)
         try:
             summary = stage.run(ctx, planned.plan)
-        except NanoResearchError as exc:
+        except Exception:
             count_uses(ctx, stage.name, planned.plan_id, planned.plan.skills, succeeded=False)
-            ctx.store.save_step(ctx.run.id, stage.name, "stage", "failed", {"error": exc.message})
-            ctx.store.set_run_status(ctx.run.id, "failed")
-            ctx.log("stage_failed", stage=stage.name, error=exc.message)
             raise
         seconds = round(time.perf_counter() - started, 3)
         summary = summary.replace(f"{ctx.workspace}/", "")  # summaries reach later prompts: keep them portable

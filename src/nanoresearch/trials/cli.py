@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -15,6 +15,11 @@ from rich.table import Table
 
 from nanoresearch.config import Settings, load_settings
 from nanoresearch.errors import UserError
+
+if TYPE_CHECKING:
+    from nanoresearch.store import Store
+    from nanoresearch.store.models import Trial
+    from nanoresearch.trials.loop import TrialLoop
 
 app = typer.Typer(help="Run the closed trial loop on a task and inspect its lineage.", no_args_is_help=True)
 out = Console()
@@ -42,7 +47,7 @@ def trials_run(
     from nanoresearch.compute.budget import parse_budget
     from nanoresearch.compute.executor import create_executor
     from nanoresearch.llm.client import LLM
-    from nanoresearch.runs import new_run, users_run
+    from nanoresearch.runs import driving, new_run, users_run
     from nanoresearch.store import Store
     from nanoresearch.trials.loop import LoopSettings, TrialLoop
     from nanoresearch.trials.task import load_task
@@ -58,25 +63,41 @@ def trials_run(
             config = {"task": str(loaded.folder), "budget": limits.model_dump(), "executor": executor,
                       "direction": loaded.score.direction}
             run = new_run(store, settings, user_id, loaded.name, f"optimise {loaded.metric_text()}", config)
-        store.set_run_status(run.id, "running")
         loop = TrialLoop(
             loaded, store, LLM(settings, store, user_id, run_id=run.id), create_executor(executor, settings),
             run.id, user_id, limits, Path(run.workspace), LoopSettings(parallel=parallel, max_debug=max_debug),
             on_event=lambda message: err.print(f"[dim]{escape(message)}[/]"),
         )
-        err.print(f"run [bold]{run.id}[/] on {loaded.name} ({executor} executor), budget {budget}")
-        try:
-            best = loop.run()
-        except KeyboardInterrupt:
-            store.set_run_status(run.id, "paused")
-            err.print(f"interrupted; continue with: nanoresearch trials run --task {task} --resume {run.id}")
-            raise typer.Exit(130) from None
-        store.set_run_status(run.id, "done")
+        with driving(run):
+            err.print(f"run [bold]{run.id}[/] on {loaded.name} ({executor} executor), budget {budget}")
+            best = drive_trials(store, run.id, loop, again=f"nanoresearch trials run --task {task} --resume {run.id}")
         out.print(render_tree_for(store, run.id, loaded.score.direction))
         if best is None:
             err.print("[yellow]no trial passed the evaluator[/]")
             raise typer.Exit(1)
         out.print(f"best: trial {best.id}, {loaded.score.metric} = {best.score:.4g}")
+
+
+def drive_trials(store: Store, run_id: str, loop: TrialLoop, again: str) -> Trial | None:
+    """Run the loop with the run marked `running`; whatever stops it leaves the run paused or failed."""
+    from nanoresearch.errors import EndpointUnavailableError, NanoResearchError
+    from nanoresearch.runs import say_how_to_continue
+
+    store.set_run_status(run_id, "running")
+    try:
+        best = loop.run()
+    except KeyboardInterrupt:
+        store.set_run_status(run_id, "paused")
+        err.print(f"interrupted; the run is paused; continue with: {again}")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        state = "paused" if isinstance(exc, EndpointUnavailableError) else "failed"
+        store.set_run_status(run_id, state)
+        if isinstance(exc, NanoResearchError):
+            say_how_to_continue(exc, run_id, again, state)
+        raise
+    store.set_run_status(run_id, "done")
+    return best
 
 
 @app.command("list")

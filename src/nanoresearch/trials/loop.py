@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from nanoresearch.compute.budget import Budget, Spent, TrialPlan, charge_trial, left, plan_trial, spent
 from nanoresearch.compute.executor import Executor, JobSpec, JobState, Resources
 from nanoresearch.compute.sandbox import run_sandboxed
-from nanoresearch.errors import LLMError, NanoResearchError
+from nanoresearch.errors import EndpointUnavailableError, LLMError, NanoResearchError
 from nanoresearch.llm.client import LLM
 from nanoresearch.store import Store
 from nanoresearch.store.models import Trial
@@ -39,7 +39,7 @@ from nanoresearch.trials.proposals import (
     proposal_schema,
     repair_prompt,
 )
-from nanoresearch.trials.task import Task, editable_files
+from nanoresearch.trials.task import Task, clean_working_copy, editable_files
 
 LOG_TAIL = 4000
 
@@ -78,10 +78,10 @@ class TrialLoop:
     def run(self) -> Trial | None:
         self.recover_interrupted()
         try:
-            if not self.trials():
+            if self.baseline() is None:  # never run, or interrupted: nothing to beat without one
                 self.run_batch([self.prepare(None, "baseline", "the task's recipe as given", [])])
             while not self.stalled():
-                self.run_batch([self.propose(next(self._specialists)) for _ in range(self.settings.parallel)])
+                self.run_batch([self.propose(next(self._specialists)) for _ in range(self.batch_size())])
             self.say(f"stopping: the last {self.settings.max_stalled} proposals produced nothing runnable")
         except BudgetExhausted as stop:
             self.say(f"stopping: {stop}")
@@ -90,9 +90,19 @@ class TrialLoop:
     def trials(self) -> list[Trial]:
         return self.store.trials(self.run_id)
 
+    def baseline(self) -> Trial | None:
+        """The task's recipe as given, scored; None until a baseline trial finished."""
+        return next((t for t in reversed(self.trials()) if t.proposer == "baseline" and t.status == "done"), None)
+
+    def batch_size(self) -> int:
+        """Trials to propose at once: never more than the trial budget can start, so no proposal is paid
+        for and then refused."""
+        remaining = left(self.budget, self.used()).get("trials")
+        return self.settings.parallel if remaining is None else max(1, min(self.settings.parallel, int(remaining)))
+
     def stalled(self) -> bool:
         recent = self.trials()[-self.settings.max_stalled :]
-        never_ran = ("infra", "illegal_edit")
+        never_ran = ("infra", "illegal_edit", "bad_proposal")
         return len(recent) == self.settings.max_stalled and all(t.failure in never_ran and not t.job_id for t in recent)
 
     def head(self) -> Trial | None:
@@ -140,9 +150,11 @@ class TrialLoop:
         try:
             reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema)
             proposal = Proposal.model_validate(reply.parsed)
+        except EndpointUnavailableError:
+            raise  # the server is down, not the model weak: the run pauses and no trial is charged
         except LLMError as exc:
             trial = self.store.add_trial(self.new_trial(parent, proposer, "(no valid proposal)"))
-            return self.finish(trial, "infra", f"the model gave no usable proposal: {exc.message}")
+            return self.finish(trial, "bad_proposal", f"the model gave no usable proposal: {exc.message}")
         return self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
 
     def prepare(self, parent: Trial | None, proposer: str, hypothesis: str, edits: list, files: list[str] | None = None) -> Trial:
@@ -153,7 +165,7 @@ class TrialLoop:
         try:
             touched = apply_edits(workdir, files or self.files, edits) if edits else []
         except EditError as exc:
-            return self.finish(trial, "illegal_edit", str(exc))
+            return self.finish(trial, "bad_proposal", str(exc))  # the model named a line that is not there
         trial.diff = make_diff(self.code_dir(parent), workdir, self.files)
         snapshot(self.task, workdir, self.trial_dir(trial) / "snapshot")
         problems = check_edit(self.task, touched, workdir)
@@ -225,10 +237,12 @@ class TrialLoop:
         trial.logs_tail = self.executor.logs(trial.job_id)[-LOG_TAIL:]
         charge_trial(self.store, self.user_id, self.run_id, trial.id, status.elapsed_s, status.cpus, status.gpus)
         if status.failure:
+            clean_working_copy(self.task, Path(trial.workdir))  # a failed job's leftovers go at once
             label = "budget_overrun" if status.state == JobState.TIMEOUT and plan.capped_by_budget else status.failure
             return self.finish(trial, label, status.detail or f"the job ended {status.state.value}")
         # The evaluator runs sandboxed too, seeing the trial's folder read-only.
         outcome = run_evaluator(self.task, Path(trial.workdir), partial(run_sandboxed, readonly=[Path(trial.workdir)]))
+        clean_working_copy(self.task, Path(trial.workdir))  # scored: only the task's files and declared outputs stay
         trial.metrics, trial.score = outcome.metrics, outcome.score
         if outcome.failure:
             return self.finish(trial, outcome.failure, outcome.detail)
@@ -246,6 +260,7 @@ class TrialLoop:
         node = crashed
         while node.failure == "crash" and node.parent_id is not None and attempts < self.settings.max_debug:
             attempts += 1
+            self.ensure_budget()  # a repair the budget cannot run is not worth asking for
             prompt = repair_prompt(numbered(self.code_dir(node), self.files), node.logs_tail, node.failure, node.hypothesis)
             node = self.ask_and_prepare(node, "debugger", prompt, self.files)
             if node.status == "proposed":

@@ -1,0 +1,57 @@
+"""`nanoresearch ui`: serve the dashboard. FastAPI and uvicorn come from the `web` extra, imported late
+so that the rest of the command line works without them."""
+
+from __future__ import annotations
+
+import webbrowser
+from typing import Annotated, Optional
+
+import typer
+
+from nanoresearch.config import load_settings
+from nanoresearch.errors import UserError
+from nanoresearch.web.security import resolve_token
+
+DEFAULT_PORT = 8765
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ui")(ui)
+
+
+def ui(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = DEFAULT_PORT,
+    host: Annotated[str, typer.Option(help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
+    token: Annotated[Optional[str], typer.Option(help="Require this token on every request; `auto` generates one.")] = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the dashboard in the default browser.")] = False,
+) -> None:
+    """Watch and audit your runs in a local web page (runs, stage timeline, trial lineage, live)."""
+    settings = load_settings(ctx.obj or {})
+    secret = resolve_token(host, token)
+    uvicorn, create_app = _web_modules()
+    from nanoresearch.store import Store
+
+    app = create_app(Store(settings.db_path), settings.user, secret)
+    url = dashboard_url(host, port, secret)
+    typer.echo(f"dashboard for {settings.user}: {url}  (Ctrl-C stops it)")
+    if open_browser:
+        webbrowser.open(url)
+    # A short graceful shutdown: an open page holds its event stream forever and would block Ctrl-C.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
+
+
+def dashboard_url(host: str, port: int, token: str | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def _web_modules():  # noqa: ANN202 - two modules' members
+    try:
+        import uvicorn
+
+        from nanoresearch.web.app import create_app
+    except ImportError as exc:
+        raise UserError(f"the dashboard needs the web extra ({exc.name} is missing)",
+                        hint="pip install 'nanoresearch[web]'") from None
+    return uvicorn, create_app

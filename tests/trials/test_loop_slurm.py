@@ -11,6 +11,8 @@ pytestmark = pytest.mark.slow
 
 def test_loop_keeps_an_improvement_on_slurm(store, tiny_task, tmp_path, slurm_cluster):
     tiny_task.resources.time_s = 60
+    # SLURM reports whole seconds: a job under a second would be charged nothing, honestly.
+    tiny_task.command = f"sleep 2 && {tiny_task.command}"
     provider = ScriptedProvider(proposal("a larger value scores higher", ("VALUE = 1", "VALUE = 6")))
     loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path, executor="slurm")
     best = loop.run()

@@ -58,7 +58,8 @@ def test_click_a_lineage_node_and_read_its_diff(page, world: World, tmp_path: Pa
 
 def test_a_new_step_reaches_the_open_page_without_a_reload(page, world: World, tmp_path: Path) -> None:  # noqa: ANN001
     page.goto(f"/runs/{world.run.id}")
-    page.wait_for_function("document.getElementById('live').dataset.connected === 'yes'")
+    # a selector, not wait_for_function: the page's CSP forbids evaluating strings as script
+    page.locator("#live[data-connected='yes']").wait_for(state="attached")
     page.evaluate("window.sameDocument = true")  # a reload would forget this
     world.store.save_step(world.run.id, "analysis", "tables", "running")
     page.locator("#live tr.stage", has_text="analysis").wait_for()

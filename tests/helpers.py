@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from nanoresearch.cli import main
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
+from nanoresearch.store import Store
 
 
 @dataclass
@@ -48,3 +52,19 @@ class ScriptedProvider:
         if isinstance(reply, Exception):
             raise reply
         return LLMResponse(text=reply, finish_reason="stop", prompt_tokens=10, completion_tokens=len(reply.split()))
+
+
+def wait_for_running_trial(db: Path, process: subprocess.Popen, proposer: str, user: str = "alice",
+                           timeout_s: float = 300) -> tuple[str, int]:
+    """(run id, trial id) of the first trial of `proposer` whose job is running, once the process has one."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the process ended before its trial could be caught running"
+        if db.exists():
+            with Store(db) as store:
+                for run in store.list_runs(store.ensure_user(user)):
+                    running = [t for t in store.trials(run.id) if t.status == "running" and t.proposer == proposer]
+                    if running:
+                        return run.id, running[0].id
+        time.sleep(0.05)
+    raise AssertionError(f"no {proposer} trial started running in time")

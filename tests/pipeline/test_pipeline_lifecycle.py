@@ -11,14 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from researcher import ResearcherServer, unused_port, write_config
 
 from conftest import CORPUS, DIGITS, GOAL
-from helpers import ScriptedProvider, run_cli
+from helpers import ScriptedProvider, run_cli, wait_for_running_trial
 from nanoresearch.errors import FatalLLMError
 from nanoresearch.pipeline.orchestrator import Unattended, run_pipeline
 from nanoresearch.store import Store
@@ -79,21 +78,6 @@ def test_an_unreachable_model_pauses_the_run_with_a_clear_message(capsys, monkey
     assert f"{run.id} (paused)" in shown.out and stage_status(shown.out, "ideation") == "paused"
 
 
-def wait_for_trial(db: Path, process: subprocess.Popen, proposer: str, timeout_s: float = 300) -> int:
-    """The id of the first trial of `proposer` whose job is running, once there is one."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the run ended before it could be stopped"
-        if db.exists():
-            with Store(db) as store:
-                runs = store.list_runs(store.ensure_user("alice"))
-                running = [t for r in runs for t in store.trials(r.id) if t.status == "running" and t.proposer == proposer]
-            if running:
-                return running[0].id
-        time.sleep(0.05)
-    raise AssertionError(f"no {proposer} trial started running in time")
-
-
 @pytest.mark.slow
 def test_a_live_run_shows_running_refuses_a_second_driver_and_sigterm_pauses_it(capsys, monkeypatch, home: Path,
                                                                                tmp_path: Path) -> None:
@@ -103,7 +87,7 @@ def test_a_live_run_shows_running_refuses_a_second_driver_and_sigterm_pauses_it(
         with open(tmp_path / "owner.log", "w") as log:
             owner = subprocess.Popen(RUN, env=env, stdout=log, stderr=subprocess.STDOUT)
             try:
-                wait_for_trial(home / "nanoresearch.db", owner, "baseline")
+                wait_for_running_trial(home / "nanoresearch.db", owner, "baseline")
                 shown = run_cli(capsys, monkeypatch, "status")
                 second = run_cli(capsys, monkeypatch, "resume", "--yes")
             finally:
@@ -123,7 +107,7 @@ def test_a_sigkilled_run_shows_as_interrupted_and_can_be_resumed(capsys, monkeyp
         write_config(home, server.url)
         env = {**os.environ, "NANORESEARCH_HOME": str(home), "NANORESEARCH_USER": "alice"}
         owner = subprocess.Popen(RUN, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        killed = wait_for_trial(home / "nanoresearch.db", owner, "baseline")
+        _, killed = wait_for_running_trial(home / "nanoresearch.db", owner, "baseline")
         owner.send_signal(signal.SIGKILL)
         owner.wait(timeout=30)
         assert " interrupted " in run_cli(capsys, monkeypatch, "list").out
@@ -160,7 +144,7 @@ def test_a_run_matrix_cell_killed_midway_is_labelled_and_run_again(home: Path) -
         env = {**os.environ, "NANORESEARCH_HOME": str(home), "NANORESEARCH_USER": "alice"}
         owner = subprocess.Popen([*RUN[:-2], "trials=10", "--yes"], env=env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
-        killed = wait_for_trial(home / "nanoresearch.db", owner, "matrix:baseline")
+        _, killed = wait_for_running_trial(home / "nanoresearch.db", owner, "matrix:baseline")
         owner.send_signal(signal.SIGKILL)
         owner.wait(timeout=30)
         resumed = subprocess.run([CLI, "resume", "--yes"], env=env, capture_output=True, text=True, timeout=900)

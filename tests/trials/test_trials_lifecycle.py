@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from helpers import run_cli
+from helpers import run_cli, wait_for_running_trial
 from nanoresearch.compute.budget import spent
 from nanoresearch.store import Store
 from pipeline.researcher import ResearcherServer, unused_port, write_config
@@ -22,20 +21,6 @@ from pipeline.researcher import ResearcherServer, unused_port, write_config
 CLI = str(Path(sys.executable).parent / "nanoresearch")
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "tasks" / "digits-classifier"
 TRIALS_RUN = ["trials", "run", "--task", str(DIGITS), "--budget", "trials=3,wall=10m"]
-
-
-def wait_for_running_baseline(db: Path, process: subprocess.Popen, timeout_s: float = 300) -> tuple[str, int]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the run ended before it could be killed"
-        if db.exists():
-            with Store(db) as store:
-                for run in store.list_runs(store.ensure_user("alice")):
-                    running = [t for t in store.trials(run.id) if t.status == "running" and t.proposer == "baseline"]
-                    if running:
-                        return run.id, running[0].id
-        time.sleep(0.05)
-    raise AssertionError("the baseline never started running")
 
 
 def root_of(trial_id: int, by_id: dict) -> int:
@@ -53,7 +38,7 @@ def test_sigkill_during_the_baseline_then_resume_runs_the_baseline_again(capsys,
         env = {**os.environ, "NANORESEARCH_HOME": str(home), "NANORESEARCH_USER": "alice"}
         first = subprocess.Popen([CLI, *TRIALS_RUN], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            run_id, killed = wait_for_running_baseline(home / "nanoresearch.db", first)
+            run_id, killed = wait_for_running_trial(home / "nanoresearch.db", first, "baseline")
             second = run_cli(capsys, monkeypatch, *TRIALS_RUN, "--resume", run_id)  # while the first still drives it
         finally:
             first.send_signal(signal.SIGKILL)

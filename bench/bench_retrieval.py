@@ -40,10 +40,10 @@ import yaml
 from nanoresearch.config import load_settings
 from nanoresearch.knowledge.embeddings import default_embedder
 from nanoresearch.knowledge.memory import Memory
-from nanoresearch.knowledge.models import MEMORY_TYPES, MemoryRecord, Skill
 from nanoresearch.knowledge.retrieval import Retriever, Weights, terms
 from nanoresearch.knowledge.skillbank import SkillBank
 from nanoresearch.store import Store
+from nanoresearch.store.knowledge_models import MEMORY_TYPES, MemoryRecord, Skill
 
 DATA = Path(__file__).parent / "data"
 STAGES = ("ideation", "planning", "experiment", "analysis", "figures", "writing", "review")

@@ -14,9 +14,9 @@ from nanoresearch.config import load_settings
 from nanoresearch.errors import UserError
 from nanoresearch.knowledge.embeddings import HashedBagOfWords
 from nanoresearch.knowledge.memory import Memory
-from nanoresearch.knowledge.models import MEMORY_TYPES, MemoryRecord, Skill
 from nanoresearch.knowledge.skillbank import SkillBank
 from nanoresearch.store import Store
+from nanoresearch.store.knowledge_models import MEMORY_TYPES, MemoryRecord, Skill
 
 USERS = ("ann", "ben", "cat")
 WORDS = ("dropout", "warmup", "seeds", "ablation", "leakage", "batch", "schedule", "figure", "nan", "gpu")

@@ -8,7 +8,7 @@ import pytest
 
 from nanoresearch.errors import UserError
 from nanoresearch.knowledge.memory import CONTRADICTION_FACTOR, Memory, decayed_importance
-from nanoresearch.knowledge.models import IMPORTANCE_HALF_LIFE_DAYS, Conditions, Evidence, MemoryRecord, utcnow
+from nanoresearch.store.knowledge_models import IMPORTANCE_HALF_LIFE_DAYS, Conditions, Evidence, MemoryRecord, utcnow
 
 
 def failed(text: str = "dropout 0.5 on the digits MLP lowered accuracy", **fields) -> MemoryRecord:

@@ -9,7 +9,6 @@ import pytest
 
 from nanoresearch.knowledge.embeddings import HashedBagOfWords
 from nanoresearch.knowledge.memory import Memory
-from nanoresearch.knowledge.models import MemoryRecord, Skill
 from nanoresearch.knowledge.retrieval import (
     FOLD_DIM,
     WEIGHTS,
@@ -21,6 +20,7 @@ from nanoresearch.knowledge.retrieval import (
 )
 from nanoresearch.knowledge.skillbank import SkillBank
 from nanoresearch.store import Store
+from nanoresearch.store.knowledge_models import MemoryRecord, Skill
 
 
 class CountingEmbedder(HashedBagOfWords):

@@ -13,8 +13,8 @@ import pytest
 from knowledge_helpers import AGENT_SKILLS, write_skill_md
 
 from nanoresearch.errors import UserError
-from nanoresearch.knowledge.models import Provenance, Skill
 from nanoresearch.knowledge.skillbank import SkillBank, parse_skill_md, read_skill
+from nanoresearch.store.knowledge_models import Provenance, Skill
 
 
 def warmup_skill(**changes) -> Skill:

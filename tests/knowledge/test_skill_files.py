@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from nanoresearch.errors import UserError
-from nanoresearch.knowledge.models import Provenance, Skill
 from nanoresearch.knowledge.skillbank import parse_skill_md, render_skill_md
+from nanoresearch.store.knowledge_models import Provenance, Skill
 
 AGENT_SKILL = """---
 name: pdf-tables

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nanoresearch.cli.literature import app
 from nanoresearch.errors import LiteratureError
 from nanoresearch.literature import LiteratureCache
-from nanoresearch.literature.cli import app
 from nanoresearch.literature.papers import make_paper
 
 EXAMPLE_CORPUS = Path(__file__).parents[2] / "examples" / "corpus"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nanoresearch.literature.source import Paper
-from nanoresearch.pipeline.results import Comparison, Condition, Results, TrialPoint
+from nanoresearch.paper.results import Comparison, Condition, Results, TrialPoint
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from nanoresearch.literature.source import Paper
 from nanoresearch.paper.compile import compile_pdf
 from nanoresearch.paper.guard import escape_prose
 from nanoresearch.paper.latex import latex_escape
+from nanoresearch.paper.results import Results
 from nanoresearch.paper.template import Figure
 from nanoresearch.paper.write import write_paper
-from nanoresearch.pipeline.results import Results
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)

@@ -16,7 +16,7 @@ from nanoresearch.paper.figures import (
     learning_curve,
     learning_curve_caption,
 )
-from nanoresearch.pipeline.results import Comparison, Condition, Results, TrialPoint
+from nanoresearch.paper.results import Comparison, Condition, Results, TrialPoint
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

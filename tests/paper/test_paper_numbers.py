@@ -18,7 +18,7 @@ from nanoresearch.paper.numbers import (
     number_map_json,
     tex_number,
 )
-from nanoresearch.pipeline.results import Comparison, Condition, Results
+from nanoresearch.paper.results import Comparison, Condition, Results
 
 
 def resolve(document: object, pointer: str) -> object:

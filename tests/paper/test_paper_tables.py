@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from nanoresearch.paper.numbers import number_macros
+from nanoresearch.paper.results import Condition, Results
 from nanoresearch.paper.tables import ablation_table, comparisons_table, result_tables, results_table
-from nanoresearch.pipeline.results import Condition, Results
 
 
 def rows(table: str) -> list[str]:

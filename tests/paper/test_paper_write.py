@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from nanoresearch.literature.source import Paper
+from nanoresearch.paper.results import Results
 from nanoresearch.paper.template import Figure
 from nanoresearch.paper.write import write_paper
-from nanoresearch.pipeline.results import Results
 
 ADVERSARIAL = {
     "abstract": "We reach \\ResProposedMean{} accuracy, far above 99.9% claimed elsewhere. \\cite{made_up}",

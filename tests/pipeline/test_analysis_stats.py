@@ -7,15 +7,13 @@ import math
 import pytest
 
 from nanoresearch.errors import UserError
-from nanoresearch.pipeline.analysis import (
+from nanoresearch.paper.results import Condition, read_results, write_results
+from nanoresearch.pipeline.stages.analysis import (
     MatrixCell,
     analyse,
     compare,
-    read_results,
     summarise,
-    write_results,
 )
-from nanoresearch.pipeline.results import Condition
 from nanoresearch.store.models import Trial
 
 T_975_DF3 = 3.182446305  # two-sided 95% critical value of Student's t with 3 degrees of freedom (tables)

@@ -15,7 +15,7 @@ from nanoresearch.pipeline.orchestrator import STAGES, Unattended, run_stage
 def wide_console(monkeypatch) -> None:
     from rich.console import Console
 
-    from nanoresearch.pipeline import cli
+    from nanoresearch.cli import research as cli
 
     monkeypatch.setattr(cli, "out", Console(width=200))  # tables must not wrap ids for the assertions
 

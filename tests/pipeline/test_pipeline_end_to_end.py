@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from researcher import INVENTED_KEY, TYPED_NUMBER, ResearcherProvider
 
-from nanoresearch.pipeline.blueprint import Blueprint
-from nanoresearch.pipeline.ideation import Ideas
+from nanoresearch.paper.results import Results
 from nanoresearch.pipeline.orchestrator import STAGE_NAMES, Unattended, run_pipeline
-from nanoresearch.pipeline.results import Results
-from nanoresearch.pipeline.review import ReviewForm
+from nanoresearch.pipeline.stages.ideation import Ideas
+from nanoresearch.pipeline.stages.planning import Blueprint
+from nanoresearch.pipeline.stages.review import ReviewForm
 
 pytestmark = pytest.mark.slow  # about a minute: real sandboxed trials, MiniLM, pdflatex
 

@@ -9,13 +9,13 @@ from researcher import GENERATED_RECIPE, GENERATED_TASK, ResearcherProvider
 
 from conftest import DIGITS
 from helpers import run_cli
+from nanoresearch.cli.research import given_task
 from nanoresearch.errors import UserError
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
-from nanoresearch.pipeline.blueprint import Blueprint
-from nanoresearch.pipeline.cli import given_task
+from nanoresearch.paper.results import Results
+from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.orchestrator import Unattended, run_pipeline
-from nanoresearch.pipeline.planner import StagePlan
-from nanoresearch.pipeline.results import Results
+from nanoresearch.pipeline.stages.planning import Blueprint
 from nanoresearch.pipeline.taskgen import TaskDraft, generate_task, write_and_check
 from nanoresearch.trials.task import editable_files, load_task
 

@@ -8,14 +8,14 @@ import pytest
 from researcher import ResearcherProvider
 
 from nanoresearch.knowledge.memory import Memory
-from nanoresearch.knowledge.models import MemoryRecord, Skill
 from nanoresearch.knowledge.skillbank import SkillBank
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
-from nanoresearch.pipeline.distill import distill_skills
-from nanoresearch.pipeline.ideation import Ideas
+from nanoresearch.pipeline.coevolution.distill import distill_skills
+from nanoresearch.pipeline.coevolution.recall import count_uses
+from nanoresearch.pipeline.coevolution.reflect import file_record, reflect
 from nanoresearch.pipeline.orchestrator import STAGES, Unattended, run_pipeline, run_stage
-from nanoresearch.pipeline.recall import count_uses
-from nanoresearch.pipeline.reflect import file_record, reflect
+from nanoresearch.pipeline.stages.ideation import Ideas
+from nanoresearch.store.knowledge_models import MemoryRecord, Skill
 from nanoresearch.store.models import Trial
 
 RELATED_GOAL = "raise the accuracy of a handwritten digit classifier with better training"

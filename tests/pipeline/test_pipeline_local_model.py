@@ -13,7 +13,7 @@ import json
 import pytest
 
 from nanoresearch.pipeline.orchestrator import STAGE_NAMES, Unattended, run_pipeline
-from nanoresearch.pipeline.review import ReviewForm
+from nanoresearch.pipeline.stages.review import ReviewForm
 
 pytestmark = pytest.mark.slow  # about 5 minutes on 2 cores
 

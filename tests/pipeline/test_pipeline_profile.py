@@ -5,10 +5,10 @@ from __future__ import annotations
 from researcher import ResearcherProvider
 
 from helpers import run_cli
+from nanoresearch.cli.research import profile_budget
 from nanoresearch.compute.budget import parse_budget
-from nanoresearch.pipeline.blueprint import Blueprint
-from nanoresearch.pipeline.cli import profile_budget
 from nanoresearch.pipeline.orchestrator import STAGES, Unattended, run_stage
+from nanoresearch.pipeline.stages.planning import Blueprint
 from nanoresearch.profile import preset, save_profile
 
 

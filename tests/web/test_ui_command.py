@@ -5,7 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from nanoresearch.cli import app
-from nanoresearch.web.cli import dashboard_url
+from nanoresearch.cli.web import dashboard_url
 
 
 def test_ui_refuses_a_non_loopback_host_without_a_token() -> None:

@@ -25,15 +25,15 @@ import numpy as np
 
 from nanoresearch.errors import UserError
 from nanoresearch.knowledge.embeddings import Embedder
-from nanoresearch.knowledge.models import (
+from nanoresearch.knowledge.retrieval import Query, Retriever, memory_document
+from nanoresearch.store import Store
+from nanoresearch.store.knowledge_models import (
     IMPORTANCE_HALF_LIFE_DAYS,
     Hit,
     MemoryRecord,
     half_life_decay,
     utcnow,
 )
-from nanoresearch.knowledge.retrieval import Query, Retriever, memory_document
-from nanoresearch.store import Store
 
 SUPPORT_GAIN = 0.2
 CONTRADICTION_FACTOR = 0.5

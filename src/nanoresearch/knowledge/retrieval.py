@@ -50,7 +50,8 @@ import numpy as np
 from scipy import sparse
 
 from nanoresearch.knowledge import embeddings
-from nanoresearch.knowledge.models import (
+from nanoresearch.store import Store
+from nanoresearch.store.knowledge_models import (
     IMPORTANCE_HALF_LIFE_DAYS,
     MEMORY_TYPES,
     IndexEntry,
@@ -60,7 +61,6 @@ from nanoresearch.knowledge.models import (
     half_life_decay,
     normalise_label,
 )
-from nanoresearch.store import Store
 
 
 @dataclass(frozen=True)

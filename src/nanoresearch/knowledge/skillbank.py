@@ -50,9 +50,9 @@ from pydantic import ValidationError
 from nanoresearch.config import Settings
 from nanoresearch.errors import UserError
 from nanoresearch.knowledge.embeddings import Embedder
-from nanoresearch.knowledge.models import Hit, Provenance, Skill, SkillFileState, utcnow
 from nanoresearch.knowledge.retrieval import Query, Retriever, skill_document
 from nanoresearch.store import Store
+from nanoresearch.store.knowledge_models import Hit, Provenance, Skill, SkillFileState, utcnow
 
 SKILL_FILE = "SKILL.md"
 OUR_KEYS = ("name", "description", "tags", "stages", "version", "provenance", "uses", "successes", "created",

@@ -105,8 +105,10 @@ class LLM:
         run_id: str | None = None,
         providers: dict[str, Provider] | None = None,
         replay_within_run: bool = False,
+        adapters: Callable[[str], Any] | None = None,
     ) -> None:
         self.settings = settings
+        self.adapters = adapters
         self.store = store
         self.user_id = user_id
         self.run_id = run_id
@@ -117,7 +119,7 @@ class LLM:
 
     def provider(self, endpoint: str) -> Provider:
         if endpoint not in self._providers:
-            ctx = ProviderContext(self.settings)
+            ctx = ProviderContext(self.settings, self.adapters)
             self._providers[endpoint] = create_provider(endpoint, self.settings.endpoint(endpoint), ctx)
         return self._providers[endpoint]
 

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,10 +311,20 @@ def generate_text(lm: LoadedModel, ids: list[int], max_tokens: int, sampling: Sa
         stepper.push([token])
 
 
+LORA = "+lora:"
+
+
+def split_adapter(spec: str) -> tuple[str, str | None]:
+    """'smollm2-135m+lora:v3' -> ('smollm2-135m', 'v3')."""
+    base, marker, version = spec.partition(LORA)
+    return base, (version if marker else None)
+
+
 class LocalProvider:
-    def __init__(self, name: str, settings: Settings) -> None:
+    def __init__(self, name: str, settings: Settings, adapters: Callable[[str], LoadedModel] | None = None) -> None:
         self.name = name
         self._settings = settings
+        self._adapters = adapters
         self._cache_dir = settings.cache_dir
         self._local = settings.local
 
@@ -328,18 +338,13 @@ class LocalProvider:
 
     def model_for(self, spec: str) -> LoadedModel:
         """The model to generate with; `BASE+lora:vN` is the user's planner with its adapter version N."""
-        from nanoresearch.policy.routing import split_adapter
-
         _, version = split_adapter(spec)
         if version is None:
             return load_model(spec, self._cache_dir, self._local.threads, self._local.engine)
-        from nanoresearch.policy.adapters import load_planner, parse_version
-
-        planner = load_planner(self._settings, version=parse_version(version))
-        if planner.version is None:
-            raise LLMError(f"{spec}: adapter {version} of {self._settings.user} cannot be used ({planner.problem})",
-                           hint="`nanoresearch policy status` shows your planner's adapters")
-        return planner.lm
+        if self._adapters is None:
+            raise LLMError(f"{spec}: this model client was made without the planner's adapters",
+                           hint="planner adapters are served to research runs; run the stage through `nanoresearch run`")
+        return self._adapters(version)
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         lm = self.model_for(request.model)
@@ -360,4 +365,4 @@ class LocalProvider:
 
 @register("local")
 def _make(name: str, endpoint: EndpointSettings, ctx: ProviderContext) -> LocalProvider:
-    return LocalProvider(name, ctx.settings)
+    return LocalProvider(name, ctx.settings, ctx.adapters)

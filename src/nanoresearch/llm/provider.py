@@ -78,6 +78,9 @@ class ProviderContext:
     """What a provider factory may need besides its endpoint settings."""
 
     settings: Settings
+    # Loads the user's planner with adapter version "vN" (given by the policy layer, which sits
+    # above llm/: a model named `BASE+lora:vN` cannot be served without it).
+    adapters: Callable[[str], Any] | None = None
 
 
 ProviderFactory = Callable[[str, "EndpointSettings", ProviderContext], Provider]

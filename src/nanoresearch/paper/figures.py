@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from pydantic import BaseModel
 
-from nanoresearch.pipeline.results import Comparison, Condition, Results, TrialPoint
+from nanoresearch.paper.results import Comparison, Condition, Results, TrialPoint
 
 DPI = 150
 NO_SUCCESS = "no successful trial"

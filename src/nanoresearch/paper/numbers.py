@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pydantic import BaseModel
 
 from nanoresearch.paper.latex import ascii_letters
-from nanoresearch.pipeline.results import Comparison, Condition, Results
+from nanoresearch.paper.results import Comparison, Condition, Results
 
 SIGNIFICANT_DIGITS = 3
 P_FLOOR = 0.001  # p-values below it are reported as "<0.001"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from nanoresearch.paper.latex import latex_escape
 from nanoresearch.paper.numbers import CI_LEVEL, NumberRef
-from nanoresearch.pipeline.results import Condition, Results
+from nanoresearch.paper.results import Condition, Results
 
 TABLE_LABELS = {"results": "tab:results", "comparisons": "tab:comparisons", "ablations": "tab:ablations"}
 _MISSING = "--"

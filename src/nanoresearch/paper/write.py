@@ -16,9 +16,9 @@ from nanoresearch.paper.bibliography import bib_key, references_bib
 from nanoresearch.paper.guard import cited_keys, guard_prose
 from nanoresearch.paper.latex import latex_escape
 from nanoresearch.paper.numbers import NumberRef, number_macros, number_map_json
+from nanoresearch.paper.results import Results
 from nanoresearch.paper.tables import result_tables
 from nanoresearch.paper.template import Figure, assemble
-from nanoresearch.pipeline.results import Results
 
 TEX_NAME, BIB_NAME, NUMBERS_NAME = "paper.tex", "references.bib", "numbers.json"
 

@@ -24,17 +24,18 @@ from typing import Literal, Protocol
 from pydantic import BaseModel
 
 from nanoresearch.errors import EndpointUnavailableError, NanoResearchError
-from nanoresearch.pipeline.blueprint import run_planning
+from nanoresearch.pipeline.coevolution.distill import distill_skills
+from nanoresearch.pipeline.coevolution.planner import StagePlan, plan_stage
+from nanoresearch.pipeline.coevolution.recall import count_uses
+from nanoresearch.pipeline.coevolution.reflect import reflect
 from nanoresearch.pipeline.context import STAGE_NAMES, RunContext
-from nanoresearch.pipeline.distill import distill_skills
-from nanoresearch.pipeline.experiment import run_experiment
-from nanoresearch.pipeline.ideation import run_ideation
-from nanoresearch.pipeline.measure import run_analysis, run_figures
-from nanoresearch.pipeline.planner import StagePlan, plan_stage
-from nanoresearch.pipeline.recall import count_uses
-from nanoresearch.pipeline.reflect import reflect
-from nanoresearch.pipeline.review import run_review
-from nanoresearch.pipeline.writing import run_writing
+from nanoresearch.pipeline.stages.analysis import run_analysis
+from nanoresearch.pipeline.stages.experiment import run_experiment
+from nanoresearch.pipeline.stages.figures import run_figures
+from nanoresearch.pipeline.stages.ideation import run_ideation
+from nanoresearch.pipeline.stages.planning import run_planning
+from nanoresearch.pipeline.stages.review import run_review
+from nanoresearch.pipeline.stages.writing import run_writing
 from nanoresearch.policy.train import after_feedback, at_end_of_run
 
 

@@ -26,8 +26,8 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from nanoresearch.compute.sandbox import run_sandboxed
 from nanoresearch.errors import EndpointUnavailableError, LLMError, UserError
+from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
-from nanoresearch.pipeline.planner import StagePlan
 from nanoresearch.trials.evaluate import Outcome, base_env, run_evaluator
 from nanoresearch.trials.task import Task, load_task
 

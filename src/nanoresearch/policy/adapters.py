@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from nanoresearch.config import Settings
-from nanoresearch.errors import UserError
+from nanoresearch.errors import LLMError, UserError
 from nanoresearch.llm.local import LoadedModel, converted_folder, load_model, resolve_source
 
 log = logging.getLogger(__name__)
@@ -341,3 +341,16 @@ def _with_adapter(base: PlannerBase, paths: PolicyPaths, version: int, user: str
                 _planners.popitem(last=False)
         _planners.move_to_end(key)
         return _planners[key]
+
+
+def adapter_loader(settings: Settings) -> Callable[[str], LoadedModel]:
+    """What the local provider calls to serve `BASE+lora:vN`: the user's planner with adapter version N."""
+
+    def load(version: str) -> LoadedModel:
+        planner = load_planner(settings, version=parse_version(version))
+        if planner.version is None:
+            raise LLMError(f"adapter {version} of {settings.user} cannot be used ({planner.problem})",
+                           hint="`nanoresearch policy status` shows your planner's adapters")
+        return planner.lm
+
+    return load

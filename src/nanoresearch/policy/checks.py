@@ -32,6 +32,7 @@ import torch
 from nanoresearch.llm.local import LoadedModel, prompt_ids
 from nanoresearch.llm.provider import Message
 from nanoresearch.policy.metrics import Drift, Gap, ProbePair, ProbeSet, Snapshot
+from nanoresearch.policy.prompt import SYSTEM
 from nanoresearch.policy.sdpo import (
     Example,
     LossConfig,
@@ -60,8 +61,6 @@ def generic_text() -> str:
 
 def probe_messages(goal: str, stage: str, description: str) -> list[dict[str, str]]:
     """A planner prompt laid out like the pipeline's, for a run with no history and no feedback."""
-    from nanoresearch.pipeline.planner import SYSTEM
-
     user = "\n\n".join([
         f"Research goal: {goal}", f"Stage: {stage}: {description}", "Done so far:\n(nothing yet)",
         "User feedback in this run:\n(none)", "Budget left: trials 10, wall_s 1200",

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from nanoresearch.config import Settings
 from nanoresearch.errors import UserError
+from nanoresearch.llm.local import LORA
 from nanoresearch.policy.adapters import active_version, check_version, planner_base, policy_paths
-
-LORA = "+lora:"
 
 
 def planner_model_name(settings: Settings) -> tuple[str | None, str | None]:
@@ -30,8 +29,3 @@ def planner_model_name(settings: Settings) -> tuple[str | None, str | None]:
         return None, f"{exc.message}; the base planner is used"
     return f"{stage.model}{LORA}v{version}", None
 
-
-def split_adapter(spec: str) -> tuple[str, str | None]:
-    """'smollm2-135m+lora:v3' -> ('smollm2-135m', 'v3')."""
-    base, marker, version = spec.partition(LORA)
-    return base, (version if marker else None)

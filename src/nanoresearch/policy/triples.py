@@ -21,9 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from nanoresearch.errors import UserError
-from nanoresearch.llm.local import LoadedModel, prompt_ids
+from nanoresearch.llm.local import LoadedModel, prompt_ids, split_adapter
 from nanoresearch.llm.provider import Message
-from nanoresearch.policy.routing import split_adapter
 from nanoresearch.store import Store
 
 HINDSIGHT = "[HINDSIGHT CONTEXT] The user replied to your previous answer for stage {stage}: {feedback}. Use it."

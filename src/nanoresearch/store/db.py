@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from nanoresearch.errors import StoreError
-from nanoresearch.knowledge.models import IndexEntry, KnowledgeKind, MemoryRecord, Skill, SkillFileState
+from nanoresearch.store.knowledge_models import IndexEntry, KnowledgeKind, MemoryRecord, Skill, SkillFileState
 from nanoresearch.store.models import (
     Feedback,
     FeedbackAction,

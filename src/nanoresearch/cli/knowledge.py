@@ -19,8 +19,8 @@ from rich.table import Table
 
 from nanoresearch.config import load_settings
 from nanoresearch.errors import UserError
-from nanoresearch.knowledge.models import MEMORY_TYPES, Hit, MemoryRecord
 from nanoresearch.store import Store
+from nanoresearch.store.knowledge_models import MEMORY_TYPES, Hit, MemoryRecord
 
 if TYPE_CHECKING:
     from nanoresearch.knowledge.memory import Memory

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ValidationError
 
 from nanoresearch.errors import EndpointUnavailableError, LLMError, NanoResearchError
 from nanoresearch.knowledge.memory import Memory
-from nanoresearch.knowledge.models import MemoryRecord, Skill
 from nanoresearch.knowledge.skillbank import SkillBank
 from nanoresearch.pipeline.context import RunContext
+from nanoresearch.store.knowledge_models import MemoryRecord, Skill
 
 SKILLS_PER_STAGE = 3
 MEMORIES_PER_STAGE = 4

@@ -125,15 +125,16 @@ def given_task(store: Store, record: Run, folder: Path) -> Run:
 
 
 def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bool) -> None:
+    from nanoresearch.cli.display import Reporter, TerminalGate
     from nanoresearch.llm.client import LLM
     from nanoresearch.pipeline.context import RunContext, RunOptions
-    from nanoresearch.pipeline.display import Reporter, TerminalGate
     from nanoresearch.pipeline.orchestrator import Unattended, run_pipeline
+    from nanoresearch.policy.adapters import adapter_loader
     from nanoresearch.runs import driving, say_how_to_continue
     from nanoresearch.trials.task import load_task
 
     options = RunOptions.model_validate(record.config)
-    llm = LLM(settings, store, user_id, run_id=record.id, replay_within_run=True)
+    llm = LLM(settings, store, user_id, run_id=record.id, replay_within_run=True, adapters=adapter_loader(settings))
     console = Console(stderr=True, soft_wrap=True)
     with driving(record), Reporter(console, store, user_id, record.id, options.budget) as reporter:
         interactive = not yes and sys.stdin.isatty()

@@ -5,9 +5,12 @@ Every number in the paper is read from this file (through paper/), never typed b
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+
+from nanoresearch.errors import UserError
 
 
 class TrialPoint(BaseModel):
@@ -66,3 +69,33 @@ class Results(BaseModel):
 
     def condition(self, name: str) -> Condition | None:
         return next((c for c in self.conditions if c.name == name), None)
+
+
+def write_results(results: Results, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_results(path: Path) -> Results:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"results file not found: {path}", hint="run the experiment stage first; it writes results.json"
+        )
+    try:
+        return Results.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"results file is malformed: {path}: {first_problem(exc)}",
+            hint="results.json is written by code; rerun the analysis instead of editing it by hand",
+        ) from exc
+
+
+def first_problem(exc: ValidationError | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]

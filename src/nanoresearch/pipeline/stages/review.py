@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field
 
 from nanoresearch.errors import EndpointUnavailableError, LLMError, UserError
 from nanoresearch.paper.numbers import facts_text, number_macros
-from nanoresearch.pipeline.analysis import read_results
+from nanoresearch.paper.results import read_results
+from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
-from nanoresearch.pipeline.ideation import text
-from nanoresearch.pipeline.planner import StagePlan
-from nanoresearch.pipeline.writing import SECTIONS, PaperState, build_paper, paper_summary, write_section
+from nanoresearch.pipeline.stages.ideation import text
+from nanoresearch.pipeline.stages.writing import SECTIONS, PaperState, build_paper, paper_summary, write_section
 
 SectionName = Literal["abstract", "introduction", "related_work", "method", "experiments", "conclusion"]
 PAPER_CHARS = 6000  # what the reviewer reads of the paper: a small local model has an 8k-token window

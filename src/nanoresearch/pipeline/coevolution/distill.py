@@ -24,10 +24,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from nanoresearch.errors import EndpointUnavailableError, LLMError
-from nanoresearch.knowledge.models import Provenance, Skill
 from nanoresearch.knowledge.skillbank import SkillBank
+from nanoresearch.pipeline.coevolution.recall import ask_judgement, skill_bank
 from nanoresearch.pipeline.context import STAGE_NAMES, RunContext
-from nanoresearch.pipeline.recall import ask_judgement, skill_bank
+from nanoresearch.store.knowledge_models import Provenance, Skill
 from nanoresearch.store.models import Trial
 
 DUPLICATE = 0.92

@@ -13,6 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from nanoresearch import __version__
+from nanoresearch.cli.knowledge import register as register_knowledge
+from nanoresearch.cli.literature import app as literature_app
+from nanoresearch.cli.policy import register as register_policy
+from nanoresearch.cli.profile import register as register_profile
+from nanoresearch.cli.research import register as register_pipeline
+from nanoresearch.cli.trials import app as trials_app
+from nanoresearch.cli.web import register as register_web
 from nanoresearch.config import (
     STAGES,
     Settings,
@@ -21,13 +28,6 @@ from nanoresearch.config import (
     settings_as_toml,
 )
 from nanoresearch.errors import NanoResearchError, UserError
-from nanoresearch.knowledge.cli import register as register_knowledge
-from nanoresearch.literature.cli import app as literature_app
-from nanoresearch.pipeline.cli import register as register_pipeline
-from nanoresearch.policy.cli import register as register_policy
-from nanoresearch.profile.cli import register as register_profile
-from nanoresearch.trials.cli import app as trials_app
-from nanoresearch.web.cli import register as register_web
 
 app = typer.Typer(
     name="nanoresearch",

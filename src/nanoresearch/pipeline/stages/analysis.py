@@ -1,4 +1,4 @@
-"""Statistics of the experiment, computed by code from the trials that ran; the LLM never does arithmetic here.
+"""Analysis: statistics of the experiment, computed by code from the trials that ran; the LLM never does arithmetic here.
 
 The closed loop gives the learning curve. The run matrix (each condition re-run over several seeds) gives the
 conditions and their comparisons. A failed seed is reported by its label and never contributes a number.
@@ -10,14 +10,14 @@ import math
 import statistics
 import warnings
 from collections import Counter
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from scipy import stats
 
-from nanoresearch.errors import UserError
-from nanoresearch.pipeline.results import Comparison, Condition, Results, TrialPoint
+from nanoresearch.paper.results import Comparison, Condition, Results, TrialPoint, write_results
+from nanoresearch.pipeline.coevolution.planner import StagePlan
+from nanoresearch.pipeline.context import RunContext
 from nanoresearch.store.models import Trial
 from nanoresearch.trials.lineage import head
 
@@ -229,31 +229,25 @@ def condition_notes(conditions: list[Condition]) -> list[str]:
     return notes
 
 
-def write_results(results: Results, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(results.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    return path
+MATRIX_PROPOSER = "matrix:"
 
 
-def read_results(path: Path) -> Results:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"results file not found: {path}", hint="run the experiment stage first; it writes results.json"
-        )
-    try:
-        return Results.model_validate_json(path.read_text(encoding="utf-8"))
-    except (ValidationError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"results file is malformed: {path}: {first_problem(exc)}",
-            hint="results.json is written by code; rerun the analysis instead of editing it by hand",
-        ) from exc
-
-
-def first_problem(exc: ValidationError | UnicodeDecodeError) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else error["msg"]
+def run_analysis(ctx: RunContext, plan: StagePlan) -> str:
+    trials = ctx.store.trials(ctx.run.id)
+    by_id = {t.id: t for t in trials}
+    matrix = ctx.read_json("matrix.json")
+    cells = [
+        MatrixCell(condition=c["condition"], kind=c["kind"], description=c["description"], seed=c["seed"],
+                   trial=by_id[c["trial_id"]])
+        for c in (matrix.get("cells", []) if isinstance(matrix, dict) else [])
+    ]
+    task = ctx.task
+    loop_trials = [t for t in trials if not t.proposer.startswith(MATRIX_PROPOSER)]
+    results = analyse(ctx.run.id, task.name, task.score.metric, task.score.direction, loop_trials, cells)
+    if isinstance(matrix, dict):
+        results.notes.extend(matrix.get("notes", []))
+    write_results(results, ctx.path("results.json"))
+    if not results.success:
+        return "no trial succeeded: results.json records the failures only"
+    parts = [f"{c.name} {c.mean:.4g}±{c.std:.2g} (n={c.n})" for c in results.conditions if c.mean is not None]
+    return f"{task.score.metric}: " + "; ".join(parts)

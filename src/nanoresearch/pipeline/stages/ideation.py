@@ -16,9 +16,9 @@ from nanoresearch.errors import UserError
 from nanoresearch.knowledge.embeddings import cosine, default_embedder
 from nanoresearch.literature import search_literature
 from nanoresearch.literature.source import Paper
+from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
 from nanoresearch.pipeline.papers_prompt import DATA_RULE, quote_papers
-from nanoresearch.pipeline.planner import StagePlan
 
 DEAD_END_SIMILARITY = 0.8  # this close to a hypothesis that already failed counts as the same idea
 
@@ -205,7 +205,7 @@ def select(scored: list[ScoredHypothesis]) -> tuple[int, str]:
 
 def past_hypotheses(ctx: RunContext) -> list[PastHypothesis]:
     """The user's tested hypotheses and failed ones from memory (every project; shared records too)."""
-    from nanoresearch.pipeline.recall import memory
+    from nanoresearch.pipeline.coevolution.recall import memory
 
     records = memory(ctx).list(types=["failed_hypothesis", "promising_direction"])
     return [

@@ -20,10 +20,10 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from nanoresearch.errors import EndpointUnavailableError, LLMError, NanoResearchError
 from nanoresearch.knowledge.memory import Memory
-from nanoresearch.knowledge.models import MEMORY_TYPES, Conditions, Evidence, MemoryRecord
 from nanoresearch.knowledge.retrieval import memory_document
+from nanoresearch.pipeline.coevolution.recall import ask_judgement, memory
 from nanoresearch.pipeline.context import RunContext
-from nanoresearch.pipeline.recall import ask_judgement, memory
+from nanoresearch.store.knowledge_models import MEMORY_TYPES, Conditions, Evidence, MemoryRecord
 
 Short = Annotated[str, StringConstraints(max_length=80)]
 IMPORTANCE = {"low": 0.3, "medium": 0.5, "high": 0.8}
@@ -158,8 +158,8 @@ def judge(ctx: RunContext, old: MemoryRecord, new: MemoryRecord) -> str:
 
 def hypothesis_outcome(ctx: RunContext) -> int | None:
     """The tested hypothesis and whether the experiment bore it out, written from results.json by code."""
-    from nanoresearch.pipeline.analysis import read_results
-    from nanoresearch.pipeline.blueprint import Blueprint
+    from nanoresearch.paper.results import read_results
+    from nanoresearch.pipeline.stages.planning import Blueprint
 
     if not (ctx.workspace / "results.json").is_file() or not (ctx.workspace / "blueprint.json").is_file():
         return None

@@ -12,9 +12,9 @@ from pydantic import BaseModel
 
 from nanoresearch.compute.budget import Budget, parse_budget
 from nanoresearch.compute.executor import create_executor
-from nanoresearch.pipeline.blueprint import Blueprint, matrix_runs
+from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
-from nanoresearch.pipeline.planner import StagePlan
+from nanoresearch.pipeline.stages.planning import Blueprint, matrix_runs
 from nanoresearch.store.models import Trial
 from nanoresearch.trials.loop import BudgetExhausted, LoopSettings, TrialLoop
 

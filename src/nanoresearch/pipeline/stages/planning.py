@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from nanoresearch.compute.budget import parse_budget
 from nanoresearch.errors import EndpointUnavailableError, LLMError, UserError
+from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
-from nanoresearch.pipeline.ideation import Ideas, text
-from nanoresearch.pipeline.planner import StagePlan
+from nanoresearch.pipeline.stages.ideation import Ideas, text
 from nanoresearch.pipeline.taskgen import generate_task
 from nanoresearch.profile import load_profile
 from nanoresearch.trials.task import Task

@@ -17,15 +17,14 @@ from nanoresearch.literature.source import Paper
 from nanoresearch.paper.compile import compile_pdf
 from nanoresearch.paper.figures import FigureFile
 from nanoresearch.paper.numbers import facts_text, number_macros
+from nanoresearch.paper.results import Results, read_results
 from nanoresearch.paper.template import Figure
 from nanoresearch.paper.write import write_paper
-from nanoresearch.pipeline.analysis import read_results
-from nanoresearch.pipeline.blueprint import Blueprint
+from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
-from nanoresearch.pipeline.ideation import Ideas
 from nanoresearch.pipeline.papers_prompt import DATA_RULE, quote_papers
-from nanoresearch.pipeline.planner import StagePlan
-from nanoresearch.pipeline.results import Results
+from nanoresearch.pipeline.stages.ideation import Ideas
+from nanoresearch.pipeline.stages.planning import Blueprint
 
 SECTIONS: dict[str, str] = {
     "abstract": "the abstract: the question, what was done and the main result, in at most five sentences",

@@ -1,0 +1,1 @@
+"""The stages of a research run, one module each, named after the stage."""

@@ -31,3 +31,77 @@ def test_the_schema_offers_only_existing_lines(recipe):
     lines = editable_lines(recipe, ["train.py"])
     assert lines == ["def main():", "    lr = 0.1", "    epochs = 3", "main()"]
     assert proposal_schema(lines)["$defs"]["Edit"]["properties"]["find"]["enum"] == lines
+
+
+DIGITS_LIKE = '''"""Recipe: logistic regression on the digits — «baseline»."""
+import os
+
+MAX_ITER = int(os.environ.get("MAX_ITER", "10"))
+
+
+def main():
+    model = LogisticRegression(max_iter=MAX_ITER, tol=1e-4)
+    path = "C:\\\\data\\\\digits"
+    model.fit(X, y)
+'''
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    (tmp_path / "train.py").write_text(DIGITS_LIKE, encoding="utf-8")
+    return tmp_path
+
+
+def test_a_block_whose_indent_the_model_dropped_is_found_and_reindented(hostile):
+    apply_edits(hostile, ["train.py"], [Edit(find="model = LogisticRegression(max_iter=MAX_ITER, tol=1e-4)",
+                                            replace="model = LogisticRegression(max_iter=100, tol=1e-4)")])
+    assert "    model = LogisticRegression(max_iter=100, tol=1e-4)\n" in (hostile / "train.py").read_text()
+
+
+def test_a_multi_line_block_is_replaced_keeping_relative_indents(hostile):
+    find = "    model = LogisticRegression(max_iter=MAX_ITER, tol=1e-4)\n    path = \"C:\\\\data\\\\digits\""
+    replace = "model = LogisticRegression(max_iter=200)\nif True:\n    path = 'x'"
+    apply_edits(hostile, ["train.py"], [Edit(find=find, replace=replace)])
+    text = (hostile / "train.py").read_text()
+    assert "    model = LogisticRegression(max_iter=200)\n    if True:\n        path = 'x'\n    model.fit(X, y)\n" in text
+
+
+def test_line_numbers_copied_from_the_listing_are_ignored(hostile):
+    apply_edits(hostile, ["train.py"], [Edit(find="   4  MAX_ITER = int(os.environ.get(\"MAX_ITER\", \"10\"))",
+                                            replace="MAX_ITER = int(os.environ.get(\"MAX_ITER\", \"300\"))")])
+    assert 'MAX_ITER = int(os.environ.get("MAX_ITER", "300"))\n' in (hostile / "train.py").read_text()
+
+
+def test_a_slightly_misquoted_line_is_matched_fuzzily(hostile):
+    apply_edits(hostile, ["train.py"], [Edit(find="MAX_ITER = int(os.environ.get('MAX_ITER', '10'))",
+                                            replace="MAX_ITER = 50")])
+    assert "MAX_ITER = 50\n" in (hostile / "train.py").read_text()
+
+
+def test_quotes_triple_quotes_backslashes_and_non_ascii_match_exactly(hostile):
+    apply_edits(hostile, ["train.py"], [
+        Edit(find='"""Recipe: logistic regression on the digits — «baseline»."""', replace='"""Recipe — «tuned»."""'),
+        Edit(find='    path = "C:\\\\data\\\\digits"', replace='    path = "D:\\\\données"'),
+    ])
+    text = (hostile / "train.py").read_text(encoding="utf-8")
+    assert text.startswith('"""Recipe — «tuned»."""\n') and '    path = "D:\\\\données"\n' in text
+
+
+def test_no_match_names_the_closest_lines_and_writes_nothing(hostile):
+    before = (hostile / "train.py").read_text()
+    with pytest.raises(EditError) as caught:
+        apply_edits(hostile, ["train.py"], [Edit(find="clf = SVC(C=1.0)", replace="clf = SVC(C=10.0)")])
+    assert "closest" in str(caught.value) and "train.py" in str(caught.value)
+    assert (hostile / "train.py").read_text() == before
+
+
+def test_an_ambiguous_block_asks_for_a_neighbouring_line(tmp_path):
+    (tmp_path / "train.py").write_text("a = 1\nx = 0\nb = 2\nx = 0\n")
+    with pytest.raises(EditError, match="occur 2 times"):
+        apply_edits(tmp_path, ["train.py"], [Edit(find="x = 0", replace="x = 1")])
+    apply_edits(tmp_path, ["train.py"], [Edit(find="b = 2\nx = 0", replace="b = 2\nx = 1")])
+    assert (tmp_path / "train.py").read_text() == "a = 1\nx = 0\nb = 2\nx = 1\n"
+
+
+def test_servers_get_a_plain_string_for_find(hostile):
+    assert proposal_schema()["$defs"]["Edit"]["properties"]["find"] == {"maxLength": 2000, "title": "Find", "type": "string"}

@@ -1,25 +1,37 @@
-"""What the LLM proposes for a trial: a hypothesis and line edits to the recipe.
+"""What the LLM proposes for a trial: a hypothesis and search/replace edits to the recipe.
 
-Edits replace whole lines. The JSON schema offers the recipe's current lines as an enum for `find`,
-so even a small local model (whose output is schema-guided) can only point at lines that exist,
-and a strong model gets the same contract. Proposals come from specialists, each owning some of
-the recipe's files; a debugger repairs a crashed edit from its logs.
+An edit is a search/replace block, the format code models are trained on: `find` is one or more
+consecutive lines copied from the current code, `replace` the lines that take their place. Models
+copy imperfectly (a dropped indent, the line numbers of the listing, a changed quote), so a block
+is matched exactly first, then ignoring whitespace at the line ends, then fuzzily; when nothing
+matches, the error names the closest lines, so a repair prompt can say precisely what was wrong.
+
+The JSON schema for `find` is a plain string. Only the embedded model, whose JSON decoding is our
+own, is given the recipe's lines as an enum (a 135M model cannot copy a line reliably); servers
+compile schemas to grammars of their own, and llama.cpp's crashes on enums of code lines.
+Proposals come from specialists, each owning some of the recipe's files; a debugger repairs a
+crashed edit from its logs.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 MAX_EDITS = 3
-MAX_LINE = 240
+MAX_BLOCK = 2000
+FUZZY_RATIO = 0.85  # a block this similar to exactly one place in the code is taken as meaning it
+LISTING_NUMBER = re.compile(r"^\s*\d+  ")  # the "  12  " prefix of `numbered`, copied by some models
 
 
 class Edit(BaseModel):
-    find: str
-    replace: str = Field(max_length=MAX_LINE)
+    find: str = Field(max_length=MAX_BLOCK)
+    replace: str = Field(max_length=MAX_BLOCK)
 
 
 class Proposal(BaseModel):
@@ -33,9 +45,11 @@ class Specialist(BaseModel):
     focus: str
 
 
-def proposal_schema(lines: list[str]) -> dict[str, Any]:
+def proposal_schema(lines: list[str] | None = None) -> dict[str, Any]:
+    """The proposal's JSON schema; with `lines`, `find` may only be one of them (embedded model only)."""
     schema = Proposal.model_json_schema()
-    schema["$defs"]["Edit"]["properties"]["find"] = {"type": "string", "enum": lines}
+    if lines is not None:
+        schema["$defs"]["Edit"]["properties"]["find"] = {"type": "string", "enum": lines}
     return schema
 
 
@@ -53,43 +67,117 @@ class EditError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Spot:
+    """Where a block was found: lines [start, end) of one file."""
+
+    file: str
+    start: int
+    end: int
+
+
 def apply_edits(workdir: Path, files: list[str], edits: list[Edit]) -> list[str]:
-    """Replace each `find` line with its `replace`; return the touched files.
+    """Replace each `find` block with its `replace`; return the touched files.
 
-    All edits refer to the code as it was before any of them (a model may name the same line
-    twice: the first edit of a line wins), and a line must exist in one of the files.
+    All edits refer to the code as it was before any of them; an edit overlapping an earlier one is
+    skipped (the first wins). Nothing is written unless every edit found its place.
     """
-    original = {name: (workdir / name).read_text(encoding="utf-8").splitlines(keepends=True) for name in files}
-    contents = {name: list(lines) for name, lines in original.items()}
-    edited: set[tuple[str, int]] = set()
+    original = {name: (workdir / name).read_text(encoding="utf-8").splitlines() for name in files}
+    changes: list[tuple[Spot, list[str]]] = []
     for edit in edits:
-        spot = _find_line(original, edit.find)
-        if spot is None:
-            raise EditError(f"no editable file has the line {edit.find!r}")
-        if spot in edited:
+        spot = locate(original, edit.find)
+        if any(s.file == spot.file and s.start < spot.end and spot.start < s.end for s, _ in changes):
             continue
-        name, index = spot
-        contents[name][index] = _keep_indent(edit.find, edit.replace) + "\n"
-        edited.add(spot)
-    for name in {name for name, _ in edited}:
-        (workdir / name).write_text("".join(contents[name]), encoding="utf-8")
-    return sorted({name for name, _ in edited})
+        changes.append((spot, reindented(original[spot.file][spot.start:spot.end], edit.replace)))
+    contents = {name: list(lines) for name, lines in original.items()}
+    for spot, lines in sorted(changes, key=lambda change: (change[0].file, -change[0].start)):
+        contents[spot.file][spot.start:spot.end] = lines
+    touched = sorted({spot.file for spot, _ in changes})
+    for name in touched:
+        ending = "\n" if (workdir / name).read_text(encoding="utf-8").endswith("\n") else ""
+        (workdir / name).write_text("\n".join(contents[name]) + ending, encoding="utf-8")
+    return touched
 
 
-def _find_line(contents: dict[str, list[str]], line: str) -> tuple[str, int] | None:
-    for name, lines in contents.items():
-        for index, candidate in enumerate(lines):
-            if candidate.rstrip("\r\n") == line:
-                return name, index
-    return None
+def locate(contents: dict[str, list[str]], find: str) -> Spot:
+    """The one place `find` names: exact, then ignoring indentation and line ends, then fuzzy."""
+    block = block_lines(find)
+    if not block:
+        raise EditError("an edit has an empty `find`: copy the lines to change from the current code")
+    for same in (_exact, _loose):
+        spots = [spot for spot in _windows(contents, len(block)) if same(_lines_at(contents, spot), block)]
+        if len(spots) == 1:
+            return spots[0]
+        if len(spots) > 1:
+            raise EditError(f"the lines {_quoted(block)} occur {len(spots)} times: include a neighbouring line to say which")
+    return _fuzzy(contents, block)
 
 
-def _keep_indent(original: str, replacement: str) -> str:
-    # Models often drop leading whitespace; Python cares, so reuse the original line's indent.
-    if replacement.strip() and not replacement[:1].isspace():
-        indent = original[: len(original) - len(original.lstrip())]
-        return indent + replacement.rstrip("\r\n")
-    return replacement.rstrip("\r\n")
+def block_lines(find: str) -> list[str]:
+    lines = find.strip("\n").splitlines()
+    if lines and all(LISTING_NUMBER.match(line) for line in lines if line.strip()):
+        lines = [LISTING_NUMBER.sub("", line, count=1) for line in lines]
+    return lines
+
+
+def _windows(contents: dict[str, list[str]], size: int) -> list[Spot]:
+    return [Spot(name, i, i + size) for name, lines in contents.items() for i in range(len(lines) - size + 1)]
+
+
+def _lines_at(contents: dict[str, list[str]], spot: Spot) -> list[str]:
+    return contents[spot.file][spot.start:spot.end]
+
+
+def _exact(candidate: list[str], block: list[str]) -> bool:
+    return candidate == block
+
+
+def _loose(candidate: list[str], block: list[str]) -> bool:
+    return [line.strip() for line in candidate] == [line.strip() for line in block]
+
+
+def _similarity(candidate: list[str], block: list[str]) -> float:
+    squeeze = " ".join  # compare the code, not its layout
+    return difflib.SequenceMatcher(None, squeeze(c.strip() for c in candidate), squeeze(b.strip() for b in block)).ratio()
+
+
+def _fuzzy(contents: dict[str, list[str]], block: list[str]) -> Spot:
+    scored = sorted(((_similarity(_lines_at(contents, s), block), s) for s in _windows(contents, len(block))),
+                    key=lambda pair: -pair[0])
+    if not scored:
+        raise EditError(f"no editable file has {len(block)} lines to match {_quoted(block)}")
+    best_ratio, best = scored[0]
+    runner_up = scored[1][0] if len(scored) > 1 else 0.0
+    if best_ratio >= FUZZY_RATIO and best_ratio - runner_up > 0.05:
+        return best
+    closest = _quoted(_lines_at(contents, best))
+    raise EditError(f"no editable file has the lines {_quoted(block)}; the closest are {closest} in {best.file} "
+                    f"(line {best.start + 1}, {best_ratio:.0%} alike): copy them exactly into `find`")
+
+
+def reindented(matched: list[str], replace: str) -> list[str]:
+    """The replacement lines, indented where the matched lines are (their relative indents kept).
+
+    Models often drop or add the leading whitespace of a block; Python cares, so the first
+    replacement line takes the indent of the first matched line and the others follow it.
+    """
+    new = replace.strip("\n").splitlines() if replace.strip() else []
+    first = next((line for line in new if line.strip()), None)
+    if not matched or first is None:
+        return new
+    shift = _indent(matched[0]) - _indent(first)
+    if shift > 0:
+        return [matched[0][:shift] + line if line.strip() else line for line in new]
+    return [line[min(-shift, _indent(line)):] for line in new]
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _quoted(lines: list[str]) -> str:
+    text = "\n".join(lines)
+    return repr(text if len(text) <= 160 else text[:157] + "...")
 
 
 def numbered(workdir: Path, files: list[str]) -> str:
@@ -107,8 +195,9 @@ def proposal_prompt(task_text: str, code: str, table: str, failures: str, budget
         f"CURRENT CODE (the best kept trial)\n{code}\n\n"
         f"RESULTS SO FAR\n{table}\n\nRECENT FAILURES (avoid repeating them)\n{failures}\n\n"
         f"BUDGET LEFT\n{budget}\n\n"
-        "Propose ONE hypothesis that could improve the score and the line edits that test it. "
-        "Each edit replaces one existing line (`find`, copied exactly) with a new line (`replace`)."
+        "Propose ONE hypothesis that could improve the score and the edits that test it. Each edit is a "
+        "search/replace block: `find` is one or more consecutive lines copied exactly from the current code "
+        "(with their indentation, without the line numbers), `replace` is the lines that take their place."
     )
 
 
@@ -116,6 +205,7 @@ def repair_prompt(code: str, logs: str, failure: str, hypothesis: str) -> str:
     return (
         f"An edit to this experiment recipe failed ({failure}). Hypothesis was: {hypothesis}\n\n"
         f"CODE AS RUN\n{code}\n\nEND OF THE LOGS\n<<<LOGS\n{logs[-2500:]}\nLOGS>>>\n\n"
-        "Fix the cause with line edits (each replaces one existing line with a corrected line). "
+        "Fix the cause with search/replace edits (`find`: lines copied exactly from the code as run, without "
+        "the line numbers; `replace`: the corrected lines). "
         "Keep the hypothesis; only repair what broke."
     )

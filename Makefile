@@ -15,6 +15,8 @@ demo: setup
 
 test: setup-dev
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 setup: $(STAMPS)/setup

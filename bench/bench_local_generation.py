@@ -44,7 +44,7 @@ DEFAULT_PROMPT = (
 
 def llama_gguf_for(spec: str) -> tuple[Path | None, str]:
     """The GGUF file llama.cpp should load for our model spec, or (None, why not)."""
-    from nanoresearch.llm.local import _SMOLLM2_FILE, _SMOLLM2_PACKAGE, DEFAULT_MODEL
+    from nanoresearch.llm.local_model import _SMOLLM2_FILE, _SMOLLM2_PACKAGE, DEFAULT_MODEL
 
     if spec in ("", DEFAULT_MODEL):
         found = importlib.util.find_spec(_SMOLLM2_PACKAGE)  # does not import the package
@@ -79,7 +79,8 @@ def main() -> int:
     import torch
 
     from nanoresearch.config import load_settings
-    from nanoresearch.llm.local import Sampling, generate_text, load_model, prompt_ids
+    from nanoresearch.llm.local import generate_text, load_model
+    from nanoresearch.llm.local_model import Sampling, prompt_ids
     from nanoresearch.llm.provider import Message
 
     load_before = os.getloadavg()

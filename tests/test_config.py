@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from nanoresearch.config import STAGES, init_config_file, load_settings
+from nanoresearch.config import MODEL_ROLES, init_config_file, load_settings
 from nanoresearch.errors import ConfigError
 
 
@@ -16,7 +16,7 @@ def write_config(home: Path, text: str) -> Path:
 def test_defaults_give_every_stage_a_model(home):
     settings = load_settings()
     assert settings.home == home
-    for stage in STAGES:
+    for stage in MODEL_ROLES:
         assert settings.stage(stage).endpoint == "local"
 
 
@@ -38,6 +38,19 @@ def test_adding_an_endpoint_keeps_the_builtin_ones(home):
     write_config(home, '[endpoints.vllm]\nkind = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\n')
     endpoints = load_settings().endpoints
     assert {"local", "openai", "anthropic", "deepseek", "vllm"} <= set(endpoints)
+
+
+def test_an_endpoint_may_name_any_provider_kind(home):
+    # Plug-ins register kinds the settings cannot know (config sits below llm/): llm checks them.
+    write_config(home, '[endpoints.echo]\nkind = "echo-test"\n')
+    assert load_settings().endpoint("echo").kind == "echo-test"
+
+
+def test_an_empty_provider_kind_names_the_field(home):
+    write_config(home, '[endpoints.echo]\nkind = ""\n')
+    with pytest.raises(ConfigError, match="endpoints.echo.kind") as caught:
+        load_settings()
+    assert caught.value.exit_code == 2
 
 
 def test_bad_value_names_field_and_file(home):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from nanoresearch.llm.local import LoadedModel, prompt_ids
+from nanoresearch.llm.local_model import LoadedModel, prompt_ids
 from nanoresearch.llm.provider import Message
 from nanoresearch.store import Store
 from nanoresearch.store.models import StagePlanRecord
@@ -65,7 +65,7 @@ def record_feedback(
     """A stage plan (prompt, exact output ids) and the user's comment on it; returns the feedback id."""
     user_id = store.ensure_user(user)
     run_id = f"run-{user}-{next(_runs)}"
-    store.create_run(run_id, store.ensure_project(user_id, "policy-tests"), goal, "/tmp/none", {})
+    store.create_run(run_id, store.ensure_project(user_id, "policy-tests"), goal, "/tmp/none")
     messages = planner_prompt(goal, stage)
     ids = output_ids if output_ids is not None else lm.tokenizer(plan, add_special_tokens=False)["input_ids"]
     plan_id = store.save_stage_plan(StagePlanRecord(

@@ -26,7 +26,9 @@ from pydantic_settings import (
 
 from nanoresearch.errors import ConfigError
 
-STAGES = ("ideation", "planning", "coding", "analysis", "writing", "review", "planner")
+# The model roles configured under `[stages.<role>]` (which model serves which kind of call); the
+# pipeline's own stages are `pipeline.orchestrator.STAGES`.
+MODEL_ROLES = ("ideation", "planning", "coding", "analysis", "writing", "review", "planner")
 ENV_PREFIX = "NANORESEARCH_"
 
 
@@ -47,7 +49,9 @@ def is_loopback_url(url: str | None) -> bool:
 class EndpointSettings(Section):
     """A named LLM endpoint. `kind` picks the provider implementation from the registry."""
 
-    kind: Literal["openai", "anthropic", "local"]
+    # openai, anthropic, local, or a kind a plug-in registers. Checked against the registry by
+    # llm.provider (check_endpoint_kinds, create_provider): config sits below llm/ and cannot ask it.
+    kind: str = Field(min_length=1)
     base_url: str | None = None
     # Used when a command picks this endpoint without naming a model.
     default_model: str | None = None
@@ -275,8 +279,8 @@ class Settings(BaseSettings):
         return self.home / "nanoresearch.db"
 
     def stage(self, name: str) -> StageModel:
-        if name not in STAGES:
-            raise ConfigError(f"unknown stage {name!r}", hint=f"stages are: {', '.join(STAGES)}")
+        if name not in MODEL_ROLES:
+            raise ConfigError(f"unknown stage {name!r}", hint=f"stages are: {', '.join(MODEL_ROLES)}")
         return getattr(self.stages, name)
 
     def endpoint(self, name: str) -> EndpointSettings:

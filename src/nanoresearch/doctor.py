@@ -13,10 +13,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 
 from pydantic import BaseModel
 
-from nanoresearch.config import STAGES, Settings
+from nanoresearch.config import MODEL_ROLES, Settings
 from nanoresearch.errors import NanoResearchError
 from nanoresearch.llm.provider import is_loopback_url
 
@@ -46,8 +47,8 @@ def run_checks(settings: Settings, load_model: bool = True) -> list[Check]:
         lambda: check_module("llama_cpp", "llama.cpp (fast local engine)", "pip install 'nanoresearch[fast]'"),
     ]
     results = [_safely(check) for check in checks]
-    results += [_safely(lambda n=name: check_endpoint(settings, n)) for name in sorted(settings.endpoints)
-                if settings.endpoints[name].kind != "local"]
+    results += [_safely(partial(check_endpoint, settings, name)) for name in sorted(settings.endpoints)
+                if settings.endpoints[name].kind in ("openai", "anthropic")]  # the kinds it knows how to probe
     return results
 
 
@@ -93,7 +94,8 @@ def check_local_extra() -> Check:
 
 
 def check_local_model(settings: Settings, load: bool) -> Check:
-    from nanoresearch.llm.local import load_model, resolve_source
+    from nanoresearch.llm.local import load_model
+    from nanoresearch.llm.local_model import resolve_source
 
     local_stages = _local_stage_models(settings)
     model = local_stages[0] if local_stages else (settings.endpoints["local"].default_model or "")
@@ -112,7 +114,7 @@ def check_local_model(settings: Settings, load: bool) -> Check:
 
 
 def _local_stage_models(settings: Settings) -> list[str]:
-    stages = [settings.stage(name) for name in STAGES]
+    stages = [settings.stage(name) for name in MODEL_ROLES]
     return [s.model for s in stages if s.endpoint in settings.endpoints and settings.endpoints[s.endpoint].kind == "local"]
 
 

@@ -81,5 +81,22 @@ class ReplayMissError(LLMError):
     """Replay-only mode was asked for a call that was never recorded."""
 
 
+class BudgetExhausted(NanoResearchError):
+    """A unit of the run's budget is spent: the run stops (`stopped: budget`) and `resume --budget`
+    gives it more. Its message names the limit and what was spent, its hint the flag that raises it."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, hint: str | None = None, unit: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.unit = unit  # the Budget field that is spent ("tokens", "usd", ...), when one is
+
+
+class RunInterrupted(NanoResearchError):
+    """Ctrl-C or SIGTERM stopped a run: it is paused, and the hint names the command that continues it."""
+
+    exit_code = 130  # what a shell reports for a process stopped by Ctrl-C
+
+
 class LiteratureError(NanoResearchError):
     """A literature source failed, answered something unreadable, or a corpus file is unusable."""

@@ -404,3 +404,8 @@ def test_disk_usage_counts_every_entry_and_stops_past_the_bound(tmp_path: Path) 
         (tmp_path / f"empty{i}").touch()  # no blocks, but inodes: each counts as one block
     assert disk_usage(tmp_path, 1 << 40) == 100 * BLOCK
     assert disk_usage(tmp_path, 10 * BLOCK) <= 12 * BLOCK  # stopped soon after the bound
+
+
+def test_a_later_process_cannot_attach_to_local_jobs(executor: LocalExecutor, workdir: Path) -> None:
+    job = run(executor, spec(workdir, "true")).job_id
+    assert executor.attach(job) is None  # the protocol's answer: local jobs end with their process

@@ -13,11 +13,9 @@ from helpers import run_cli
 
 @pytest.fixture(autouse=True)
 def wide_and_cheap(monkeypatch, cheap_default_embedder) -> None:
-    from rich.console import Console
+    from nanoresearch.cli.common import out
 
-    from nanoresearch.knowledge import cli
-
-    monkeypatch.setattr(cli, "out", Console(width=220))  # tables must not wrap what the assertions look for
+    monkeypatch.setattr(out, "width", 220)  # tables must not wrap what the assertions look for
 
 
 def test_skills_import_list_show_search_export_remove(capsys, monkeypatch, tmp_path) -> None:

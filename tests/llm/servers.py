@@ -335,3 +335,64 @@ def anthropic_message(
 
 def anthropic_error(message: str, type_: str = "api_error") -> dict[str, Any]:
     return {"type": "error", "error": {"type": type_, "message": message}}
+
+
+# --- a server that counts what it served ----------------------------------------------------
+
+
+class CountingServer:
+    """An OpenAI-compatible chat endpoint on loopback that answers every request with `answer_tokens`
+    words (fewer when the request's max_tokens is lower), reports `prompt_tokens` for the prompt, and
+    counts the calls and tokens it served: the ground truth a budget test checks the ledger against."""
+
+    def __init__(self, prompt_tokens: int = 100, answer_tokens: int = 400) -> None:
+        self.prompt_tokens, self.answer_tokens = prompt_tokens, answer_tokens
+        self.calls = 0
+        self.tokens_served = 0
+        self.max_tokens_asked: list[int | None] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self._httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> CountingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def serve(self, body: dict[str, Any]) -> dict[str, Any]:
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        words = self.answer_tokens if limit is None else min(limit, self.answer_tokens)
+        with self._lock:
+            self.calls += 1
+            self.tokens_served += self.prompt_tokens + words
+            self.max_tokens_asked.append(limit)
+        finish = "length" if words < self.answer_tokens else "stop"
+        return openai_chat(" ".join(["word"] * words), model=body.get("model", "m1"), prompt_tokens=self.prompt_tokens,
+                           completion_tokens=words, finish_reason=finish)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                payload = json.dumps(server.serve(json.loads(self.rfile.read(length)))).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+        return Handler

@@ -148,7 +148,7 @@ def test_another_endpoint_brings_its_own_default_model(store):
 
 
 def make_run(store, user_id: int, home, run_id: str = "run-1") -> str:
-    return store.create_run(run_id, store.ensure_project(user_id, "p"), "goal", str(home / "ws"), {}).id
+    return store.create_run(run_id, store.ensure_project(user_id, "p"), "goal", str(home / "ws")).id
 
 
 def test_a_failed_structured_call_is_recorded_as_a_failure_and_still_charged(store):

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 from nanoresearch.config import load_settings
 from nanoresearch.errors import ModelNotFoundError
 from nanoresearch.llm.client import LLM
-from nanoresearch.llm.local import converted_folder, load_model, resolve_source
+from nanoresearch.llm.local import load_model
+from nanoresearch.llm.local_model import converted_folder, resolve_source
 
 pytestmark = pytest.mark.slow
 

@@ -191,7 +191,7 @@ def test_unreachable_server_is_endpoint_unavailable_with_a_resume_hint(store: St
     url = f"http://127.0.0.1:{free_port()}/v1"  # nobody listens there
     settings = make_settings(url)
     user_id = store.ensure_user(settings.user)
-    run = store.create_run("run-1", store.ensure_project(user_id, "p"), "goal", str(home / "ws"), {})
+    run = store.create_run("run-1", store.ensure_project(user_id, "p"), "goal", str(home / "ws"))
 
     with pytest.raises(EndpointUnavailableError) as caught:
         make_llm(settings, store, run_id=run.id).complete("hi", endpoint="srv", model="m1")
@@ -345,7 +345,7 @@ def test_cost_comes_from_configured_price_and_is_charged_to_the_run(
         }
     )
     user_id = store.ensure_user(settings.user)
-    run = store.create_run("run-1", store.ensure_project(user_id, "p"), "goal", str(home / "ws"), {})
+    run = store.create_run("run-1", store.ensure_project(user_id, "p"), "goal", str(home / "ws"))
     llm = make_llm(settings, store, run_id=run.id)
     server.reply(200, openai_chat("ok", prompt_tokens=1000, completion_tokens=500))
 

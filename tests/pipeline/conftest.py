@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from researcher import ResearcherProvider
 
+from nanoresearch.compute.budget import ModelCallGate
 from nanoresearch.config import Settings
 from nanoresearch.llm.client import LLM
 from nanoresearch.pipeline.context import RunContext, RunOptions
+from nanoresearch.policy.adapters import adapter_loader
 from nanoresearch.runs import new_run
 from nanoresearch.store import Store
 from nanoresearch.trials.task import load_task
@@ -29,15 +31,16 @@ def make_context(settings: Settings, store: Store) -> MakeContext:
 
     def make(provider: object | None = None, task: Path | None = DIGITS, real_model: bool = False, user: str | None = None,
              base: Settings | None = None, **options: object) -> RunContext:
-        fields = {"goal": GOAL, "task": str(task) if task else None, "budget": "trials=8", "offline": True,
+        fields = {"task": str(task) if task else None, "budget": "trials=8", "offline": True,
                   "corpus": str(CORPUS), **options}
         opts = RunOptions.model_validate(fields)
         chosen = base or settings
         who = chosen.model_copy(update={"user": user}) if user else chosen
         user_id = store.ensure_user(who.user)
-        run = new_run(store, who, user_id, "digits", opts.goal, opts.model_dump())
+        run = new_run(store, who, user_id, "digits", GOAL, opts, kind="research")
         providers = {} if real_model else {"local": provider or ResearcherProvider()}
-        llm = LLM(who, store, user_id, run_id=run.id, providers=providers, replay_within_run=True)
+        llm = LLM(who, store, user_id, run_id=run.id, providers=providers, replay_within_run=True,
+                  budget=ModelCallGate(store, user_id, run.id), adapters=adapter_loader(who))
         return RunContext(who, store, user_id, run, llm, opts, task=load_task(opts.task) if opts.task else None)
 
     return make
@@ -46,5 +49,6 @@ def make_context(settings: Settings, store: Store) -> MakeContext:
 def resumed(ctx: RunContext, provider: object) -> RunContext:
     """The same run opened again, as `nanoresearch resume` does, with a fresh provider."""
     llm = LLM(ctx.settings, ctx.store, ctx.user_id, run_id=ctx.run.id, providers={"local": provider},
-              replay_within_run=True)
+              replay_within_run=True, budget=ModelCallGate(ctx.store, ctx.user_id, ctx.run.id),
+              adapters=adapter_loader(ctx.settings))
     return RunContext(ctx.settings, ctx.store, ctx.user_id, ctx.store.get_run(ctx.run.id), llm, ctx.options, task=ctx.task)

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from nanoresearch.config import STAGES
+from nanoresearch.config import MODEL_ROLES
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
 
 INVENTED_KEY = "invented2099"
@@ -126,9 +126,15 @@ class Filler:
             return next((o for o in options if isinstance(o, str) and ITERATIONS in o), options[0])
         if name == "revise":
             return "abstract" if "abstract" in options else options[0]
+        if name == "type" and "lesson" in options:  # a memory note (preferences are the user's to state)
+            return "lesson"
         return options[0]
 
     def text(self, schema: dict, name: str) -> str:
+        if name == "find":  # a server gets no enum of code lines: copy the line from the prompt's listing
+            listed = [line for line in self.prompt.splitlines() if ITERATIONS in line]
+            if listed:
+                return re.sub(r"^\s*\d+  ", "", listed[0])
         words = {
             "hypothesis": "Training the solver for more iterations improves held-out accuracy",
             "statement": "More solver iterations let logistic regression converge and classify digits better",
@@ -159,10 +165,16 @@ class ResearcherProvider:
 
 
 class ResearcherServer:
-    """OpenAI-compatible chat completions on 127.0.0.1, answering like `answer()`; counts requests by content."""
+    """OpenAI-compatible chat completions on 127.0.0.1, answering like `answer()`; counts requests by
+    content, and the calls and tokens it served (the ground truth a budget test checks the ledger against)."""
 
-    def __init__(self, port: int = 0) -> None:  # 0: any free port; a given one brings a stopped server back
+    # port 0: any free port; a given one brings a stopped server back. honor_max_tokens: answer at most
+    # max_tokens, as a real server does (the budget tests); otherwise the whole answer, always.
+    def __init__(self, port: int = 0, honor_max_tokens: bool = False) -> None:
         self.seen: dict[str, int] = {}
+        self.calls = 0
+        self.tokens_served = 0
+        self.honor_max_tokens = honor_max_tokens
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._httpd.daemon_threads = True
@@ -197,11 +209,17 @@ class ResearcherServer:
                     server.seen[key] = server.seen.get(key, 0) + 1
                 prompt = "\n".join(str(m.get("content", "")) for m in messages)
                 text = answer(prompt, schema)
+                limit = body.get("max_tokens") if server.honor_max_tokens else None
+                finish = "length" if limit is not None and len(text) // 4 > limit else "stop"
+                text = text if limit is None else text[: limit * 4]
+                used = {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4}
+                with server._lock:
+                    server.calls += 1
+                    server.tokens_served += used["prompt_tokens"] + used["completion_tokens"]
                 reply = {
                     "id": "chatcmpl-researcher", "object": "chat.completion", "created": 0, "model": body.get("model"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4,
-                              "total_tokens": (len(prompt) + len(text)) // 4},
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+                    "usage": {**used, "total_tokens": used["prompt_tokens"] + used["completion_tokens"]},
                 }
                 data = json.dumps(reply).encode()
                 self.send_response(200)
@@ -220,7 +238,7 @@ def write_config(home: Path, url: str) -> None:
         "[endpoints.researcher]", 'kind = "openai"', f'base_url = "{url}"', 'default_model = "researcher"',
         'structured = "json_schema"', "",
     ]
-    for stage in STAGES:
+    for stage in MODEL_ROLES:
         lines += [f"[stages.{stage}]", 'endpoint = "researcher"', 'model = "researcher"', ""]
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.toml").write_text("\n".join(lines))

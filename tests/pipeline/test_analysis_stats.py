@@ -294,3 +294,17 @@ def test_binary_results_file_is_a_user_error(tmp_path):
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(UserError, match="not UTF-8"):
         read_results(path)
+
+
+def test_no_kept_improvement_is_not_a_success_although_trials_were_scored():
+    trials = [trial(1, 0.947, kept=True, proposer="baseline"), trial(2, 0.94, parent=1), trial(3, failure="crash", parent=1)]
+    results = analyse("r1", "tiny", "accuracy", "maximize", trials, [])
+    assert (results.success, results.evaluated, results.best_trial_id) == (False, True, 1)
+
+
+def test_a_loop_improvement_the_matrix_does_not_bear_out_is_not_a_success():
+    trials = [trial(1, 0.80, kept=True, proposer="baseline"), trial(2, 0.82, parent=1, kept=True)]
+    group = cells("baseline", "baseline", [0.81, 0.80, 0.82]) + cells("proposed", "proposed", [0.80, 0.79, 0.81])
+    results = analyse("r1", "tiny", "accuracy", "maximize", trials, group)
+    assert results.best_trial_id == 2 and results.success is False and results.evaluated is True
+    assert any(n.startswith("over the matrix's seeds the proposed recipe did not beat the baseline") for n in results.notes)

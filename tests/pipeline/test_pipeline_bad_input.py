@@ -40,7 +40,7 @@ def test_no_literature_found_stops_with_a_message_and_keeps_the_queries(make_con
     with pytest.raises(UserError, match="no literature found"):
         run_pipeline(ctx, Unattended())
     assert ctx.store.get_run(ctx.run.id).status == "failed"
-    assert json.loads((ctx.workspace / "literature" / "queries.json").read_text())[0] == ctx.options.goal
+    assert json.loads((ctx.workspace / "literature" / "queries.json").read_text())[0] == ctx.run.goal
 
 
 def test_a_blueprint_the_model_cannot_write_fails_clearly(make_context) -> None:

@@ -13,11 +13,9 @@ from nanoresearch.pipeline.orchestrator import STAGES, Unattended, run_stage
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch) -> None:
-    from rich.console import Console
+    from nanoresearch.cli.common import out
 
-    from nanoresearch.cli import research as cli
-
-    monkeypatch.setattr(cli, "out", Console(width=200))  # tables must not wrap ids for the assertions
+    monkeypatch.setattr(out, "width", 200)  # tables must not wrap ids for the assertions
 
 
 @pytest.fixture
@@ -56,8 +54,9 @@ def test_another_users_run_is_not_found(planned_run, capsys, monkeypatch) -> Non
 
 def test_resume_of_a_trials_session_says_what_to_do(capsys, monkeypatch, store, settings) -> None:
     from nanoresearch.runs import new_run
+    from nanoresearch.store.models import RunOptions
 
     user_id = store.ensure_user(settings.user)
-    session = new_run(store, settings, user_id, "digits", "optimise accuracy", {"task": "x"})
+    session = new_run(store, settings, user_id, "digits", "optimise accuracy", RunOptions(task="x"), kind="trials")
     result = run_cli(capsys, monkeypatch, "resume", session.id, "--yes")
     assert result.code != 0 and "trials run" in result.err

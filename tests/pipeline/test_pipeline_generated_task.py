@@ -32,7 +32,7 @@ def test_a_run_without_a_task_generates_one_and_runs_the_experiment_on_it(make_c
     assert task.name == "digits-generated" and task.score.metric == "accuracy" and task.score.direction == "maximize"
     assert editable_files(task) == ["train.py"]  # data.py and evaluate.py stay frozen
     assert "NANORESEARCH_TRIAL_DIR" in (folder / "evaluate.py").read_text()  # written by code, not the model
-    assert ctx.store.get_run(ctx.run.id).config["task"] == str(folder)  # resume reloads the same task
+    assert ctx.store.get_run(ctx.run.id).options.task == str(folder)  # resume reloads the same task
     blueprint = Blueprint.model_validate_json((ctx.workspace / "blueprint.json").read_text())
     assert blueprint.task == "digits-generated" and blueprint.ablations[0].knob == "MAX_ITER"
     results = Results.model_validate_json((ctx.workspace / "results.json").read_text())
@@ -112,7 +112,7 @@ def test_predictions_of_the_wrong_length_fail_in_the_evaluator(tmp_path) -> None
 def test_a_run_without_a_task_can_be_given_one_on_resume_but_never_a_second(make_context, capsys, monkeypatch) -> None:
     ctx = make_context(ResearcherProvider(), task=None)
     record = given_task(ctx.store, ctx.store.get_run(ctx.run.id), DIGITS)
-    assert record.config["task"] == str(DIGITS)
+    assert record.options.task == str(DIGITS)
     ctx.store.set_run_status(ctx.run.id, "paused")
     again = run_cli(capsys, monkeypatch, "resume", ctx.run.id, "--task", str(DIGITS), "--yes")
     assert again.code != 0 and "already has its task" in again.err and "Traceback" not in again.err

@@ -1,7 +1,7 @@
 import pytest
 
 from nanoresearch.config import Settings, load_settings
-from nanoresearch.llm.local import _load_hf_folder
+from nanoresearch.llm.local_model import load_hf_folder
 from tiny_planner import write_tiny_planner
 
 
@@ -13,7 +13,7 @@ def tiny_planner_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_lm(tiny_planner_dir):
     """For tokenizing only: training and the planner load their own copies."""
-    return _load_hf_folder(tiny_planner_dir)
+    return load_hf_folder(tiny_planner_dir)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nanoresearch.llm.local import _load_hf_folder, prompt_ids
+from nanoresearch.llm.local_model import load_hf_folder, prompt_ids
 from nanoresearch.llm.provider import Message
 from nanoresearch.policy.adapters import LoraShape, new_adapter
 from nanoresearch.policy.checks import gap
@@ -27,7 +27,7 @@ PLAN = '{"objectives": ["train a small network"], "constraints": ["use three see
 
 @pytest.fixture
 def peft_model(tiny_planner_dir):
-    lm = _load_hf_folder(tiny_planner_dir)
+    lm = load_hf_folder(tiny_planner_dir)
     return lm, new_adapter(lm.model, LoraShape(r=4, alpha=8, targets=["q_proj", "v_proj", "up_proj"]), seed=0)
 
 
@@ -151,7 +151,7 @@ def test_disabling_the_adapter_gives_the_base_model(peft_model, tiny_planner_dir
     lm, model = peft_model
     example = make_example(lm)
     train_round(model, [example], LossConfig(), steps=2, lr=0.05)
-    fresh = _load_hf_folder(tiny_planner_dir).model
+    fresh = load_hf_folder(tiny_planner_dir).model
     with torch.no_grad(), adapter_disabled(fresh):  # a plain model: the context changes nothing
         expected = response_log_probs(fresh, example.student_ids, example.response_ids)
     assert torch.allclose(base_log_probs(model, example.student_ids, example.response_ids), expected, atol=1e-5)

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from nanoresearch.llm.local import Sampling, generate_text, prompt_ids
+from nanoresearch.llm.local import generate_text
+from nanoresearch.llm.local_model import Sampling, prompt_ids
 from nanoresearch.policy.adapters import (
     AdapterError,
     active_label,

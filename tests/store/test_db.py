@@ -10,8 +10,9 @@ import pytest
 
 from nanoresearch.errors import StoreError
 from nanoresearch.store import Store
+from nanoresearch.store.budget import Budget
 from nanoresearch.store.db import migrations
-from nanoresearch.store.models import LLMCall
+from nanoresearch.store.models import LLMCall, RunOptions
 
 TABLES = {"users", "projects", "runs", "steps", "llm_calls", "feedback", "ledger"}
 
@@ -39,13 +40,15 @@ def test_reopening_does_not_migrate_twice(tmp_path):
 
 def test_foreign_keys_are_enforced(store):
     with pytest.raises(sqlite3.IntegrityError):
-        store.create_run("r1", project_id=999, goal="g", workspace="/w", config={})
+        store.create_run("r1", project_id=999, goal="g", workspace="/w")
 
 
 def test_runs_steps_feedback_and_ledger(store):
     user = store.ensure_user("alice")
     project = store.ensure_project(user, "p", "goal")
-    store.create_run("r1", project, "goal", "/w", {"a": 1})
+    store.create_run("r1", project, "goal", "/w", RunOptions(executor="slurm", budget=Budget(trials=3)), kind="trials")
+    run = store.get_run("r1")
+    assert (run.kind, run.options.executor, run.options.budget) == ("trials", "slurm", Budget(trials=3))
     store.save_step("r1", "ideation", "query", "running")
     store.save_step("r1", "ideation", "query", "done", {"n": 3})
     assert [(s.step, s.status, s.payload) for s in store.steps("r1")] == [("query", "done", {"n": 3})]

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from nanoresearch.compute.executor import JobSpec
+from nanoresearch.compute.local import LocalExecutor
+from nanoresearch.compute.sandbox import sandbox_status
+from nanoresearch.errors import NanoResearchError
 from nanoresearch.trials.evaluate import (
     TRIAL_DIR_VARIABLE,
     Outcome,
@@ -19,7 +23,6 @@ from nanoresearch.trials.evaluate import (
     judge,
     parse_metrics,
     run_evaluator,
-    subprocess_runner,
 )
 from nanoresearch.trials.task import Task, load_task
 
@@ -35,10 +38,14 @@ def trial_copy(name: str, tmp_path: Path) -> tuple[Task, Path]:
 
 
 def run_recipe(task: Task, workdir: Path, **knobs: str) -> float:
-    """Run the task's own command in the copy, in the same cleared environment; return seconds."""
+    """Run the task's own command in the copy as the trial loop does, as a local job; return seconds."""
+    executor = LocalExecutor()
+    spec = JobSpec(name="recipe", workdir=workdir, command=task.command, env=base_env(workdir) | knobs,
+                   resources=task.resources)
     started = time.monotonic()
-    code, out, err = subprocess_runner(task.command, workdir, base_env(workdir) | knobs, task.resources.time_s)
-    assert code == 0, f"recipe failed:\n{out}\n{err}"
+    job = executor.submit(spec)
+    status = executor.wait(job)
+    assert status.exit_code == 0, f"recipe failed:\n{executor.logs(job)}"
     return time.monotonic() - started
 
 
@@ -146,27 +153,56 @@ def test_symlink_out_of_the_trial_is_refused(tmp_path: Path) -> None:
     assert outcome.failure == "illegal_edit" and "predictions.json: symlink" in outcome.detail
 
 
-# ---------------------------------------------------------------- the runner plug and the environment
+# ---------------------------------------------------------------- the executor and the environment
 
 
-def test_runner_gets_a_fresh_evaluator_folder_and_a_clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+class WatchedExecutor(LocalExecutor):
+    """A real local executor that also keeps the specs it was given and the evaluator folder's files."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.specs: list[JobSpec] = []
+        self.files: list[str] = []
+
+    def submit(self, spec: JobSpec) -> str:
+        self.specs.append(spec)
+        self.files = sorted(os.listdir(spec.workdir))
+        return super().submit(spec)
+
+
+def test_the_evaluator_is_a_job_in_a_fresh_folder_with_a_clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
     task, workdir = trial_copy("digits-classifier", tmp_path)
-    seen: dict = {}
+    run_recipe(task, workdir)
+    executor = WatchedExecutor()
 
-    def fake_sandbox(command: str, cwd: Path, env: dict[str, str], time_s: int) -> tuple[int, str, str]:
-        seen.update(command=command, cwd=cwd, env=env, time_s=time_s, files=sorted(os.listdir(cwd)))
-        assert (cwd / "evaluate.py").read_bytes() == (task.folder / "evaluate.py").read_bytes()
-        return 0, 'progress...\n{"accuracy": 0.25}\n{"accuracy": 0.75, "n": 360}\ndone\n', ""
+    outcome = run_evaluator(task, workdir, executor)
+    assert outcome.failure is None and outcome.score == outcome.metrics["accuracy"] > 0.5
+    [spec] = executor.specs
+    assert spec.command == "python evaluate.py" and spec.resources.time_s == task.evaluator.time_s
+    assert executor.files == ["evaluate.py"]
+    assert spec.workdir != workdir and not spec.workdir.exists()  # a scratch folder, removed afterwards
+    assert spec.readonly == [workdir.resolve()]  # the trial is read, never written
+    assert spec.env[TRIAL_DIR_VARIABLE] == str(workdir.resolve())
+    assert set(spec.env) == {"PATH", "HOME", "LANG", "PYTHONUNBUFFERED", TRIAL_DIR_VARIABLE}
+    assert spec.env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
 
-    outcome = run_evaluator(task, workdir, fake_sandbox)
-    assert outcome == Outcome(metrics={"accuracy": 0.75, "n": 360.0}, score=0.75)
-    assert seen["command"] == "python evaluate.py" and seen["time_s"] == task.evaluator.time_s
-    assert seen["files"] == ["evaluate.py"]
-    assert seen["cwd"] != workdir and not seen["cwd"].exists()  # a scratch folder, removed afterwards
-    assert seen["env"][TRIAL_DIR_VARIABLE] == str(workdir.resolve())
-    assert set(seen["env"]) == {"PATH", "HOME", "LANG", "PYTHONUNBUFFERED", TRIAL_DIR_VARIABLE}
-    assert seen["env"]["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+
+@pytest.mark.skipif(not sandbox_status().sandboxed, reason="needs a working bubblewrap")
+def test_the_evaluator_reads_the_trial_but_cannot_change_it(tmp_path: Path) -> None:
+    task, workdir = trial_copy("digits-classifier", tmp_path)
+    run_recipe(task, workdir)
+    before = (workdir / "predictions.json").read_bytes()
+    tampering = Path(shutil.copytree(task.folder, tmp_path / "tampering"))
+    with open(tampering / "evaluate.py", "a") as evaluator:  # scores, then tries to rewrite the predictions
+        evaluator.write(
+            "\nimport os, pathlib\n"
+            "try:\n    pathlib.Path(os.environ['NANORESEARCH_TRIAL_DIR'], 'predictions.json').write_text('{}')\n"
+            "except OSError as exc:\n    print('refused:', exc)\n"
+        )
+    outcome = run_evaluator(load_task(tampering), workdir)
+    assert outcome.failure is None, outcome.detail
+    assert (workdir / "predictions.json").read_bytes() == before
 
 
 def test_evaluator_timeout(tmp_path: Path) -> None:
@@ -205,11 +241,14 @@ def test_judge_labels(tmp_path: Path) -> None:
     assert judge(task, 0, '{"accuracy": 0.9}\n', "") == Outcome(metrics={"accuracy": 0.9}, score=0.9)
 
 
-def test_a_runner_that_cannot_start_is_an_infra_failure(tmp_path: Path) -> None:
+class RefusingExecutor(LocalExecutor):
+    """A local executor whose sandbox refuses to start, as bubblewrap does where user namespaces are off."""
+
+    def submit(self, spec: JobSpec) -> str:
+        raise NanoResearchError(f"could not start job {spec.name!r}: bwrap: setting up uid map: Permission denied")
+
+
+def test_an_evaluator_that_cannot_start_is_an_infra_failure(tmp_path: Path) -> None:
     task, workdir = trial_copy("digits-classifier", tmp_path)
-
-    def broken_sandbox(command: str, cwd: Path, env: dict[str, str], time_s: int) -> tuple[int, str, str]:
-        raise PermissionError("bwrap: setting up uid map: Permission denied")
-
-    outcome = run_evaluator(task, workdir, broken_sandbox)
+    outcome = run_evaluator(task, workdir, RefusingExecutor())
     assert outcome.failure == "infra" and "bwrap" in outcome.detail

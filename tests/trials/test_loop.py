@@ -160,3 +160,26 @@ def test_digits_example_improves_with_a_real_recipe_edit(store, tmp_path):
     best = loop.run()
     baseline, edited = store.trials(loop.run_id)
     assert edited.kept and edited.score > baseline.score and best.id == edited.id
+
+
+def test_an_edit_already_tried_on_the_same_parent_or_changing_nothing_is_not_run(store, tiny_task, tmp_path):
+    lower = proposal("a smaller value", ("VALUE = 1", "VALUE = 0"))
+    provider = ScriptedProvider(lower, lower, proposal("no change", ("VALUE = 1", "VALUE = 1")))
+    loop = make_loop(store, tiny_task, provider, Budget(trials=3), tmp_path, max_stalled=2)
+    loop.run()
+    baseline, tried, again, unchanged = store.trials(loop.run_id)
+    assert (tried.parent_id, tried.score, tried.kept) == (baseline.id, 0.0, False)
+    assert (again.failure, again.job_id) == ("bad_proposal", None)
+    assert f"already tried as trial {tried.id}" in again.detail
+    assert (unchanged.failure, unchanged.detail) == ("bad_proposal", "the edits change nothing in the recipe")
+
+
+def test_a_servers_proposal_schema_has_no_enum_of_code_lines(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(proposal("bigger", ("VALUE = 1", "VALUE = 2")))
+    loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path)
+    loop.llm.settings = loop.llm.settings.model_copy(update={"endpoints": {
+        **loop.llm.settings.endpoints, "local": loop.llm.settings.endpoints["local"].model_copy(update={"kind": "openai"})}})
+    loop.run()
+    sent = provider.history[0].json_schema
+    assert sent["$defs"]["Edit"]["properties"]["find"]["type"] == "string"
+    assert "enum" not in sent["$defs"]["Edit"]["properties"]["find"]

@@ -9,6 +9,7 @@ from nanoresearch.compute.budget import Budget
 from nanoresearch.compute.executor import create_executor
 from nanoresearch.llm.client import LLM
 from nanoresearch.runs import new_run
+from nanoresearch.store.models import RunOptions
 from nanoresearch.trials.loop import TrialLoop
 from nanoresearch.trials.task import load_task
 
@@ -17,7 +18,7 @@ from nanoresearch.trials.task import load_task
 def finished_run(settings, store, tiny_folder):
     task = load_task(tiny_folder)
     user = store.ensure_user(settings.user)
-    run = new_run(store, settings, user, task.name, "optimise", {"direction": "maximize"})
+    run = new_run(store, settings, user, task.name, "optimise", RunOptions(), kind="trials")
     provider = ScriptedProvider(proposal("bigger is better", ("VALUE = 1", "VALUE = 4")))
     llm = LLM(settings, store, user, run_id=run.id, providers={"local": provider})
     TrialLoop(task, store, llm, create_executor("local", settings), run.id, user, Budget(trials=2),

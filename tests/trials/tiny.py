@@ -62,7 +62,9 @@ def make_loop(store, task, provider, budget, tmp_path, executor="local", reuse_r
     user = store.ensure_user("alice")
     run_id = f"run-{task.name}"
     if not reuse_run:
-        store.create_run(run_id, store.ensure_project(user, task.name), "optimise", str(tmp_path / "ws"), {})
+        store.create_run(run_id, store.ensure_project(user, task.name), "optimise", str(tmp_path / "ws"),
+                         kind="trials")
+        store.set_run_status(run_id, "running")  # as when a command drives it: the wall budget's clock runs
     llm = LLM(settings, store, user, run_id=run_id, providers={"local": provider})
     return TrialLoop(task, store, llm, create_executor(executor, settings), run_id, user, budget,
                      tmp_path / "ws", LoopSettings(**loop_settings))

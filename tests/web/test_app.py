@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from web_world import DIFF, SCRIPT, World, secret_from_run
+from web_world import DIFF, SCRIPT, World, add_trial, secret_from_run
 
 from nanoresearch.runs import driving
 from nanoresearch.web.app import create_app
@@ -16,7 +16,7 @@ from nanoresearch.web.app import create_app
 @pytest.fixture
 def client(world: World) -> TestClient:
     # Loopback base URL: without a token the app answers only requests addressed to localhost.
-    return TestClient(create_app(world.store, world.settings.user), base_url="http://127.0.0.1")
+    return TestClient(create_app(world.settings), base_url="http://127.0.0.1")
 
 
 def test_runs_list_shows_the_users_run_in_full_with_scores_and_costs(client: TestClient, world: World) -> None:
@@ -78,7 +78,8 @@ def test_run_text_is_escaped_everywhere(client: TestClient, world: World) -> Non
     """The goal, a log line, a hypothesis and a trial's logs all hold <script>: none comes out as markup."""
     escaped = html.escape(SCRIPT, quote=True)
     for url in ("/", f"/runs/{world.run.id}", f"/runs/{world.run.id}/timeline",
-                f"/runs/{world.run.id}/trials/{world.kept.id}"):
+                f"/runs/{world.run.id}/trials/{world.kept.id}", f"/runs/{world.run.id}/paper",
+                f"/compare?run={world.run.id}&run={world.second.id}"):
         page = client.get(url).text
         assert SCRIPT not in page, url
         assert "<script>window" not in page, url
@@ -105,7 +106,8 @@ def test_artifacts_are_served_with_a_type_and_a_sandbox(client: TestClient, worl
 @pytest.mark.parametrize("url", [
     "/runs/{other}", "/runs/{other}/timeline", "/runs/{other}/events", "/runs/{other}/files/secret.txt",
     "/runs/{other}/trials/{other_trial}", "/runs/{run}/trials/{other_trial}", "/runs/no-such-run",
-    "/runs/{run}/trials/999999",
+    "/runs/{run}/trials/999999", "/runs/{other}/budget", "/runs/{other}/paper", "/runs/{other}/files/secret.txt",
+    "/compare?run={run}&run={other}",
 ])
 def test_another_users_things_and_missing_ones_answer_404(client: TestClient, world: World, url: str) -> None:
     filled = url.format(other=world.other.id, run=world.run.id, other_trial=world.other_trial.id)
@@ -134,3 +136,52 @@ def test_artifact_urls_cannot_leave_the_workspace(client: TestClient, world: Wor
 def test_an_absolute_artifact_path_is_refused(client: TestClient, world: World) -> None:
     answer = client.get(f"/runs/{world.run.id}/files//{world.other.workspace.lstrip('/')}/secret.txt")
     assert answer.status_code == 404
+
+
+def test_stage_files_linked_out_of_the_workspace_are_not_read(client: TestClient, world: World) -> None:
+    """A run that plants results.json, paper.tex or its log as a link to a file outside shows none of it."""
+    outside = Path(world.other.workspace)
+    (outside / "results.json").write_text((Path(world.run.workspace) / "results.json").read_text()
+                                          .replace("0.675", "0.123456"))
+    (outside / "paper.tex").write_text("bob's secret paper")
+    for name, target in (("results.json", "results.json"), ("paper/paper.tex", "paper.tex"), ("log.jsonl", "secret.txt")):
+        (Path(world.run.workspace) / name).unlink()
+        (Path(world.run.workspace) / name).symlink_to(outside / target)
+    pages = client.get(f"/runs/{world.run.id}").text + client.get(f"/runs/{world.run.id}/paper").text
+    assert "0.123456" not in pages and "bob's secret" not in pages and "bob&#39;s secret" not in pages
+
+
+def test_the_runs_list_shows_the_best_kept_score_in_the_runs_own_direction(client: TestClient, world: World) -> None:
+    from nanoresearch.runs import new_run
+    from nanoresearch.store.models import RunOptions
+
+    alice = world.store.ensure_user("alice")
+    run = new_run(world.store, world.settings, alice, "loss", "lower the loss", RunOptions(direction="minimize"),
+                  kind="trials")
+    add_trial(world.store, run, proposer="baseline", score=0.9, kept=True)
+    add_trial(world.store, run, score=0.3, kept=True)
+    add_trial(world.store, run, score=0.1, kept=False)  # lower, but reverted: not the head
+    row = client.get("/").text.split(f'href="/runs/{run.id}"')[1].split("</tr>")[0]
+    assert "<td>0.3 / 0.9</td>" in row and '<td class="kind">trials</td>' in row
+
+
+def listed(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'<td class="id"><a href="/runs/([^"]+)">', page)
+
+
+def test_the_runs_list_filters_sorts_and_shows_the_newest_page(client: TestClient, world: World) -> None:
+    assert listed(client.get("/").text) == [world.second.id, world.run.id]  # newest first
+    assert listed(client.get("/", params={"q": "SECOND"}).text) == [world.second.id]
+    assert listed(client.get("/", params={"status": "interrupted"}).text) == [world.run.id]
+    assert listed(client.get("/", params={"sort": "tokens"}).text) == [world.run.id, world.second.id]
+    assert listed(client.get("/", params={"sort": "best"}).text) == [world.run.id, world.second.id]  # 0.7 > 0.4
+    one = client.get("/", params={"limit": 1}).text
+    assert listed(one) == [world.second.id] and "1 of 2 runs shown" in one and "limit=2\">show all</a>" in one
+
+
+@pytest.mark.parametrize("query", [{"limit": 0}, {"limit": "many"}, {"sort": "goal; drop table"}])
+def test_a_bad_runs_list_query_is_refused_with_the_reason(client: TestClient, query: dict) -> None:
+    answer = client.get("/", params=query)
+    assert answer.status_code == 400 and answer.text.startswith("bad request: ") and "Traceback" not in answer.text

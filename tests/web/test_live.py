@@ -8,6 +8,7 @@ import httpx
 from web_world import World, add_trial
 
 from nanoresearch.web.live import changes
+from nanoresearch.web.queries import fingerprint
 
 
 def test_the_stream_emits_a_change_when_a_step_is_saved_and_stops_when_the_client_leaves(world: World) -> None:
@@ -17,7 +18,7 @@ def test_the_stream_emits_a_change_when_a_step_is_saved_and_stops_when_the_clien
         async def disconnected() -> bool:
             return left.is_set()
 
-        stream = changes(world.store, world.run, disconnected, poll_s=0.01)
+        stream = changes(lambda: fingerprint(world.store, world.run), disconnected, poll_s=0.01)
         frames = [await anext(stream)]
         world.store.save_step(world.run.id, "analysis", "tables", "running")
         frames.append(await anext(stream))

@@ -36,7 +36,7 @@ def test_auto_generates_a_token_and_a_short_one_is_refused() -> None:
 
 @pytest.fixture
 def gated(world: World) -> TestClient:
-    return TestClient(create_app(world.store, world.settings.user, TOKEN), base_url="http://192.168.1.5")
+    return TestClient(create_app(world.settings, TOKEN), base_url="http://192.168.1.5")
 
 
 @pytest.mark.parametrize("url", ["/", "/runs/{run}", "/runs/{run}/events", "/runs/{run}/files/log.jsonl",
@@ -58,7 +58,7 @@ def test_the_printed_url_sets_a_cookie_that_later_requests_carry(gated: TestClie
 
 def test_without_a_token_only_loopback_host_names_are_answered(world: World) -> None:
     """A site rebinding its own name to 127.0.0.1 sends its own Host header: refused."""
-    app = create_app(world.store, world.settings.user)
+    app = create_app(world.settings)
     assert TestClient(app, base_url="http://evil.example").get("/").status_code == 403
     assert TestClient(app, base_url="http://localhost:8765").get("/").status_code == 200
 

@@ -8,15 +8,15 @@ from rich.markup import escape
 from rich.prompt import Prompt
 from rich.status import Status
 
-from nanoresearch.compute.budget import left, parse_budget, spent
+from nanoresearch.compute.budget import Budget, left, spent
 from nanoresearch.pipeline.orchestrator import Answer
 from nanoresearch.store import Store
 
 
 class Reporter:
-    def __init__(self, console: Console, store: Store, user_id: int, run_id: str, budget: str) -> None:
+    def __init__(self, console: Console, store: Store, user_id: int, run_id: str, budget: Budget) -> None:
         self.console, self.store, self.user_id, self.run_id = console, store, user_id, run_id
-        self.budget = parse_budget(budget)
+        self.budget = budget
         self.stage = "starting"
         self.status: Status | None = None
 

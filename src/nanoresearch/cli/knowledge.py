@@ -13,21 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nanoresearch.config import load_settings
+from nanoresearch.cli.common import err, out, session, short
 from nanoresearch.errors import UserError
-from nanoresearch.store import Store
 from nanoresearch.store.knowledge_models import MEMORY_TYPES, Hit, MemoryRecord
 
 if TYPE_CHECKING:
     from nanoresearch.knowledge.memory import Memory
     from nanoresearch.knowledge.skillbank import SkillBank
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 skills_app = typer.Typer(help="Your skill bank: research procedures learned from runs, as SKILL.md folders.",
                          no_args_is_help=True)
@@ -35,9 +30,9 @@ memory_app = typer.Typer(help="What NanoResearch remembers of your research: pre
                          no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(skills_app, name="skills")
-    app.add_typer(memory_app, name="memory")
+app = typer.Typer()  # the two groups, merged into the top level
+app.add_typer(skills_app, name="skills")
+app.add_typer(memory_app, name="memory")
 
 
 NameArgument = Annotated[str, typer.Argument(help="Skill name.")]
@@ -53,8 +48,7 @@ ProjectOption = Annotated[Optional[str], typer.Option(help="Only this project's 
 def _bank(ctx: typer.Context) -> Iterator[SkillBank]:
     from nanoresearch.knowledge.skillbank import SkillBank
 
-    settings = load_settings(ctx.obj or {})
-    with Store(settings.db_path) as store:
+    with session(ctx) as (settings, store, _):
         bank = SkillBank(settings, store)
         for problem in bank.problems:
             err.print(f"[yellow]warning:[/] skipped {escape(problem)}", highlight=False)
@@ -65,9 +59,8 @@ def _bank(ctx: typer.Context) -> Iterator[SkillBank]:
 def _memory(ctx: typer.Context) -> Iterator[Memory]:
     from nanoresearch.knowledge.memory import Memory
 
-    settings = load_settings(ctx.obj or {})
-    with Store(settings.db_path) as store:
-        yield Memory(store, store.ensure_user(settings.user))
+    with session(ctx) as (_, store, user_id):
+        yield Memory(store, user_id)
 
 
 # skills
@@ -83,7 +76,7 @@ def skills_list(ctx: typer.Context) -> None:
         table.add_column(column)
     for s in skills:
         table.add_row(s.name, s.visibility, str(s.version), str(s.uses), f"{s.success_rate:.2f}", ", ".join(s.stages),
-                      escape(_short(s.description, 70)))
+                      escape(short(s.description, 70)))
     out.print(table)
 
 
@@ -179,7 +172,7 @@ def memory_list(
     for r in records:
         project_name = names.get(r.project_id, "another user's") if r.project_id else "-"
         table.add_row(str(r.id), r.type, escape(project_name), f"{decayed_importance(r):.2f}", f"{r.confidence:.2f}",
-                      f"+{r.support}/-{r.contradictions}", escape(_short(r.text, 80)))
+                      f"+{r.support}/-{r.contradictions}", escape(short(r.text, 80)))
     out.print(table)
 
 
@@ -198,7 +191,7 @@ def memory_search(
     with _memory(ctx) as memory:
         hits = memory.search(query, project_id=_project_id(memory, project), types=tuple(_types(type_) or ()),
                              stage=stage, k=k, min_score=min_score)
-    _print_hits(hits, explain, "record", lambda item: f"#{item.id} {item.type}: {_short(item.text, 60)}")
+    _print_hits(hits, explain, "record", lambda item: f"#{item.id} {item.type}: {short(item.text, 60)}")
 
 
 @memory_app.command("show")
@@ -226,7 +219,7 @@ def memory_forget(ctx: typer.Context, memory_id: Annotated[int, typer.Argument(h
     """Delete one of your records for good."""
     with _memory(ctx) as memory:
         record = memory.forget(memory_id)
-    err.print(f"forgot #{record.id} ({record.type}): {escape(_short(record.text, 80))}")
+    err.print(f"forgot #{record.id} ({record.type}): {escape(short(record.text, 80))}")
 
 
 @memory_app.command("export")
@@ -305,9 +298,4 @@ def _types(names: list[str] | None) -> list[str] | None:
     if unknown:
         raise UserError(f"unknown memory type {unknown[0]!r}", hint=f"types are: {', '.join(MEMORY_TYPES)}")
     return names or None
-
-
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 

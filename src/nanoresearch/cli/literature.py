@@ -7,18 +7,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nanoresearch.config import load_settings
+from nanoresearch.cli.common import err, out, settings_from
 from nanoresearch.literature import search_literature
 from nanoresearch.literature.source import Paper
 
 app = typer.Typer(help="Search the literature: OpenAlex, Semantic Scholar, arXiv and a local corpus.",
                   no_args_is_help=True)
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
@@ -36,7 +33,7 @@ def literature_search(
     as_json: Annotated[bool, typer.Option("--json", help="Print the papers as JSON.")] = False,
 ) -> None:
     """Find papers for QUERY; online answers are cached, so asking again costs no request."""
-    settings = load_settings(ctx.obj or {})
+    settings = settings_from(ctx)
     papers = search_literature(
         [query], offline=offline, corpus=corpus, cache_dir=settings.cache_dir, limit=limit
     )

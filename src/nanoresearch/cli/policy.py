@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nanoresearch.config import Settings, load_settings
+from nanoresearch.cli.common import err, out, session, settings_from
+from nanoresearch.config import Settings
 from nanoresearch.errors import UserError
 from nanoresearch.policy.adapters import (
     AdapterError,
@@ -24,27 +25,17 @@ from nanoresearch.policy.adapters import (
     parse_version,
     policy_paths,
     read_meta,
+    read_metrics,
     version_numbers,
 )
 from nanoresearch.policy.metrics import ProbeSet, UpdateMetrics
 from nanoresearch.policy.triples import ReplayBuffer, triples_from_store
 from nanoresearch.store import Store
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-policy_app = typer.Typer(help="The planner's per-user adapter, trained by SDPO on your feedback.", no_args_is_help=True)
+app = typer.Typer(help="The planner's per-user adapter, trained by SDPO on your feedback.", no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(policy_app, name="policy")
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    return load_settings(ctx.obj or {})
-
-
-@policy_app.command("train")
+@app.command("train")
 def train(
     ctx: typer.Context,
     steps: Annotated[int | None, typer.Option(min=1, max=1000, help="Optimizer steps (default: policy.steps).")] = None,
@@ -54,11 +45,10 @@ def train(
     """Train the planner's adapter on your feedback not yet learned from, and check the update."""
     from nanoresearch.policy.train import train_user
 
-    settings = _settings(ctx)
-    if steps is not None:
-        settings = settings.model_copy(update={"policy": settings.policy.model_copy(update={"steps": steps})})
     probe_set = _read_probes(probes) if probes else None
-    with Store(settings.db_path) as store:
+    with session(ctx) as (settings, store, _):
+        if steps is not None:
+            settings = settings.model_copy(update={"policy": settings.policy.model_copy(update={"steps": steps})})
         err.print(f"training the planner of {settings.user} ({settings.policy.steps} steps) ...")
         result = train_user(settings, store, probes=probe_set)
     if as_json:
@@ -66,8 +56,8 @@ def train(
         return
     for item in result.skipped:
         err.print(f"[dim]feedback {item.feedback_id} skipped: {escape(item.reason)}[/]")
-    for item in result.flagged:
-        err.print(f"[yellow]feedback {item.feedback_id} flagged:[/] {escape(item.feedback)!r}: {escape(item.reason)}")
+    for flagged in result.flagged:
+        err.print(f"[yellow]feedback {flagged.feedback_id} flagged:[/] {escape(flagged.feedback)!r}: {escape(flagged.reason)}")
     colour = {"trained": "green", "rolled_back": "red", "flagged": "yellow"}.get(result.status, "dim")
     out.print(f"[{colour}]{result.status}[/]: {escape(result.message)}")
     if result.metrics:
@@ -83,12 +73,11 @@ def _read_probes(path: str) -> ProbeSet:
                         hint='a JSON object {"method": ..., "user": [pairs], "control": [pairs]}') from None
 
 
-@policy_app.command("status")
+@app.command("status")
 def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The active adapter, the replay buffer and the feedback waiting to be learned from."""
-    settings = _settings(ctx)
-    paths = policy_paths(settings)
-    info = _status(settings, paths)
+    with session(ctx) as (settings, store, user_id):
+        info = _status(settings, store, user_id, policy_paths(settings))
     if as_json:
         out.print_json(json.dumps(info))
         return
@@ -96,11 +85,10 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
         out.print(f"{key:>16}: {escape(str(value))}")
 
 
-def _status(settings: Settings, paths: PolicyPaths) -> dict[str, Any]:
+def _status(settings: Settings, store: Store, user_id: int, paths: PolicyPaths) -> dict[str, Any]:
     model = settings.stage("planner").model
     buffer = ReplayBuffer(paths.buffer, settings.policy.buffer_size)
-    with Store(settings.db_path) as store:
-        triples, _ = triples_from_store(store, store.ensure_user(settings.user), model)
+    triples, _ = triples_from_store(store, user_id, model)
     active = active_version(paths)
     return {
         "user": settings.user, "planner": model, "active": "base" if active is None else f"v{active}",
@@ -109,10 +97,10 @@ def _status(settings: Settings, paths: PolicyPaths) -> dict[str, Any]:
     }
 
 
-@policy_app.command("history")
+@app.command("history")
 def history(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every adapter version with its measured gap, probe margins and drift."""
-    paths = policy_paths(_settings(ctx))
+    paths = policy_paths(settings_from(ctx))
     rows = [_version_row(paths, v) for v in version_numbers(paths)]
     active = active_version(paths)
     if as_json:
@@ -132,11 +120,7 @@ def _version_row(paths: PolicyPaths, version: int) -> tuple[int, VersionMeta | N
         meta = read_meta(paths, version)
     except AdapterError:
         meta = None
-    try:
-        metrics = UpdateMetrics.model_validate_json((paths.version(version) / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        metrics = None
-    return version, meta, metrics
+    return version, meta, read_metrics(paths, version)
 
 
 def _print_wide(table: Table) -> None:
@@ -164,17 +148,17 @@ def _metrics_table(rows: list[tuple[int, VersionMeta | None, UpdateMetrics | Non
     return table
 
 
-@policy_app.command("rollback")
+@app.command("rollback")
 def rollback(ctx: typer.Context, version: Annotated[str, typer.Argument(help="The version to make active, e.g. v2.")]) -> None:
     """Make an earlier (or any kept) adapter version the planner's again."""
     from nanoresearch.policy.adapters import rollback as do_rollback
 
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     meta = do_rollback(settings, parse_version(version))
     out.print(f"the planner of {settings.user} now uses v{meta.version} (made {meta.created_at})")
 
 
-@policy_app.command("reset")
+@app.command("reset")
 def reset(
     ctx: typer.Context,
     purge: Annotated[bool, typer.Option(help="Also delete every version and the replay buffer.")] = False,
@@ -182,6 +166,6 @@ def reset(
     """Go back to the base planner (versions are kept unless --purge)."""
     from nanoresearch.policy.adapters import reset as do_reset
 
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     do_reset(settings, purge)
     out.print(f"the planner of {settings.user} is the base model again" + ("; versions and buffer deleted" if purge else ""))

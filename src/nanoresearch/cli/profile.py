@@ -9,19 +9,15 @@ from typing import Annotated, Optional, get_args
 
 import tomli_w
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from nanoresearch.config import Settings, load_settings
+from nanoresearch.cli.common import err, out, settings_from
 from nanoresearch.errors import NanoResearchError, UserError
 from nanoresearch.profile.edit import settable_keys, shown, with_setting
 from nanoresearch.profile.models import Profile
 from nanoresearch.profile.presets import DEFAULT_PRESET, DESCRIPTIONS, PRESETS, preset
 from nanoresearch.profile.render import limits_text, profile_prompt
 from nanoresearch.profile.store import load_profile, profile_path, save_profile
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 profile_app = typer.Typer(help="Show or change your profile (research style, limits).", no_args_is_help=True)
 
@@ -41,15 +37,11 @@ QUESTIONS = [
 ]
 
 
-def register(app: typer.Typer) -> None:
-    app.command("init")(init)
-    app.add_typer(profile_app, name="profile")
+app = typer.Typer()  # `init` at the top level, beside the `profile` group
+app.add_typer(profile_app, name="profile")
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    return load_settings(ctx.obj or {})
-
-
+@app.command("init")
 def init(
     ctx: typer.Context,
     preset_name: Annotated[Optional[str], typer.Option("--preset", help=f"Take this preset as it is, no questions: {', '.join(PRESETS)}.")] = None,
@@ -57,7 +49,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Replace an existing profile.")] = False,
 ) -> None:
     """Create your profile: pick a preset, then answer a few questions (Enter keeps the preset's answer)."""
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     path = profile_path(settings)
     if path.exists() and not force:
         raise UserError(f"{path} already exists", hint="see it with `nanoresearch profile show`; pass --force to start again")
@@ -106,7 +98,7 @@ def show(
     prompt: Annotated[bool, typer.Option("--prompt", help="Print the block the planner sees instead.")] = False,
 ) -> None:
     """Print your profile (the default preset when you have not made one)."""
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     profile = load_profile(settings)
     path = profile_path(settings)
     if prompt:
@@ -144,7 +136,7 @@ def set_key(
     value: Annotated[str, typer.Argument(help="The new value; `none` clears a cap or the forbid list.")],
 ) -> None:
     """Change one key of your profile, e.g. `profile set hard_constraints.max_gpu_hours 2`."""
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     profile = with_setting(load_profile(settings), key, value)
     path = save_profile(settings, profile)
     err.print(f"{escape(key)} = {escape(shown(profile, key))} (in {path})", highlight=False)
@@ -153,7 +145,7 @@ def set_key(
 @profile_app.command("use")
 def use(ctx: typer.Context, name: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.")]) -> None:
     """Replace your whole profile, hard constraints included, with a preset."""
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     path = save_profile(settings, preset(name))
     err.print(f"your profile is now the {name} preset (in {path})")
 

@@ -10,27 +10,22 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nanoresearch.config import Settings, load_settings
-from nanoresearch.errors import EndpointUnavailableError, NanoResearchError, UserError
+from nanoresearch.cli.common import err, open_run, out, session
+from nanoresearch.config import Settings
+from nanoresearch.errors import BudgetExhausted, NanoResearchError, UserError
 from nanoresearch.store import Store
-from nanoresearch.store.models import Run, StagePlanRecord
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+from nanoresearch.store.models import Run
 
 MAX_GOAL = 2000
 
 
-def register(app: typer.Typer) -> None:
-    for name, command in (("run", run), ("resume", resume), ("status", status), ("list", list_runs),
-                          ("show", show), ("export", export), ("feedback", feedback)):
-        app.command(name)(command)
+app = typer.Typer()
 
 
+@app.command("run")
 def run(
     ctx: typer.Context,
     goal: Annotated[str, typer.Argument(help="The research goal, in a sentence or two.")],
@@ -47,25 +42,25 @@ def run(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not stop for feedback after each stage.")] = False,
 ) -> None:
     """Run a research project: literature, hypotheses, experiments, analysis, figures, paper, review."""
-    from nanoresearch.pipeline.context import RunOptions
+    from nanoresearch.compute.budget import parse_budget
     from nanoresearch.runs import new_run
+    from nanoresearch.store.models import RunOptions
     from nanoresearch.trials.task import load_task
 
     goal = checked_goal(goal)
-    settings = _settings(ctx)
-    loaded = load_task(task) if task is not None else None
-    budget = profile_budget(settings, budget, executor, loaded.resources.gpus if loaded else 0)
-    if corpus is not None and not corpus.is_dir():
-        raise UserError(f"corpus folder {corpus} does not exist")
-    if offline and corpus is None:
-        raise UserError("--offline needs a local corpus", hint="add --corpus DIR, e.g. --corpus examples/corpus")
-    options = RunOptions(
-        goal=goal, task=str(loaded.folder) if loaded else None, budget=budget, executor=executor, parallel=parallel, offline=offline,
-        corpus=str(corpus.resolve()) if corpus else None, max_debug=max_debug,
-    )
-    with Store(settings.db_path) as store:
-        user_id = store.ensure_user(settings.user)
-        record = new_run(store, settings, user_id, project or (loaded.name if loaded else "research"), goal, options.model_dump())
+    with session(ctx) as (settings, store, user_id):
+        loaded = load_task(task) if task is not None else None
+        budget = profile_budget(settings, budget, executor, loaded.resources.gpus if loaded else 0)
+        if corpus is not None and not corpus.is_dir():
+            raise UserError(f"corpus folder {corpus} does not exist")
+        if offline and corpus is None:
+            raise UserError("--offline needs a local corpus", hint="add --corpus DIR, e.g. --corpus examples/corpus")
+        options = RunOptions(
+            task=str(loaded.folder) if loaded else None, budget=parse_budget(budget), executor=executor, parallel=parallel,
+            offline=offline, corpus=str(corpus.resolve()) if corpus else None, max_debug=max_debug,
+        )
+        record = new_run(store, settings, user_id, project or (loaded.name if loaded else "research"), goal, options,
+                         kind="research")
         err.print(f"run [bold]{record.id}[/] for {settings.user}: {escape(goal)}")
         err.print(f"workspace {record.workspace}")
         execute(settings, store, user_id, record, yes)
@@ -83,126 +78,150 @@ def profile_budget(settings: Settings, budget: str | None, executor: str, gpus: 
     return capped
 
 
+@app.command("resume")
 def resume(
     ctx: typer.Context,
     run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest run).")] = None,
     task: Annotated[Optional[Path], typer.Option(help="A task folder for a run started without one whose "
                                                  "generated task failed.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not stop for feedback after each stage.")] = False,
+    budget: Annotated[Optional[str], typer.Option(help="More budget for the run: tokens=+20k adds to a limit, "
+                                                  "tokens=50k sets it; other limits stay. Profile caps apply.")] = None,
 ) -> None:
-    """Continue a run after a crash or Ctrl-C: finished stages, trials and paid LLM calls are not repeated."""
+    """Continue a run after a crash, Ctrl-C or a spent budget: finished stages, trials and paid LLM calls are not repeated."""
     from nanoresearch.runs import users_run
 
-    settings = _settings(ctx)
-    with Store(settings.db_path) as store:
-        user_id = store.ensure_user(settings.user)
+    with session(ctx) as (settings, store, user_id):
         record = users_run(store, user_id, run_id)
+        if record.kind == "trials":
+            raise UserError(f"run {record.id} is a trial session; `nanoresearch resume` continues research runs",
+                            hint=f"continue it with `nanoresearch trials run --task {record.options.task} --resume {record.id}`")
         if record.status == "done":
             err.print(f"run {record.id} already finished; `nanoresearch show {record.id}` shows what it made")
             return
-        if "goal" not in record.config:
-            raise UserError(f"run {record.id} is a trial session, not a research run",
-                            hint=f"continue it with `nanoresearch trials run --task DIR --resume {record.id}`")
         if task is not None:
             record = given_task(store, record, task)
+        if budget is not None:
+            record = given_budget(settings, store, record, budget)
         err.print(f"resuming run [bold]{record.id}[/]")
         execute(settings, store, user_id, record, yes)
 
 
-def task_flag(exc: NanoResearchError) -> str:
-    return " --task DIR" if "--task DIR" in (exc.hint or "") else ""
+def given_budget(settings: Settings, store: Store, record: Run, change: str) -> Run:
+    """The run's budget raised (or set) as `resume --budget` asks, within the profile's hard caps."""
+    from nanoresearch.compute.budget import parse_budget, raised_budget
+    from nanoresearch.store.budget import format_budget
+
+    raised = raised_budget(record.options.budget, change)
+    text = profile_budget(settings, format_budget(raised), record.options.executor, 0)
+    store.set_run_options(record.id, record.options.model_copy(update={"budget": parse_budget(text)}))
+    err.print(f"budget: {text}")
+    return store.get_run(record.id)
 
 
 def given_task(store: Store, record: Run, folder: Path) -> Run:
     """Give a task to a run that has none yet; a run's task never changes once its experiment is planned."""
     from nanoresearch.trials.task import load_task
 
-    if record.config.get("task"):
-        raise UserError(f"run {record.id} already has its task {record.config['task']}",
+    if record.options.task:
+        raise UserError(f"run {record.id} already has its task {record.options.task}",
                         hint="start a new run with `nanoresearch run GOAL --task DIR`")
-    store.set_run_config(record.id, record.config | {"task": str(load_task(folder).folder)})
+    store.set_run_options(record.id, record.options.model_copy(update={"task": str(load_task(folder).folder)}))
     return store.get_run(record.id)
 
 
 def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bool) -> None:
     from nanoresearch.cli.display import Reporter, TerminalGate
+    from nanoresearch.compute.budget import ModelCallGate
     from nanoresearch.llm.client import LLM
-    from nanoresearch.pipeline.context import RunContext, RunOptions
+    from nanoresearch.pipeline.context import RunContext
     from nanoresearch.pipeline.orchestrator import Unattended, run_pipeline
     from nanoresearch.policy.adapters import adapter_loader
-    from nanoresearch.runs import driving, say_how_to_continue
+    from nanoresearch.runs import drive
     from nanoresearch.trials.task import load_task
 
-    options = RunOptions.model_validate(record.config)
-    llm = LLM(settings, store, user_id, run_id=record.id, replay_within_run=True, adapters=adapter_loader(settings))
-    console = Console(stderr=True, soft_wrap=True)
-    with driving(record), Reporter(console, store, user_id, record.id, options.budget) as reporter:
+    options = record.options
+    llm = LLM(settings, store, user_id, run_id=record.id, replay_within_run=True, adapters=adapter_loader(settings),
+              budget=ModelCallGate(store, user_id, record.id))
+    with (
+        drive(store, record, again=f"nanoresearch resume {record.id}"),
+        Reporter(err, store, user_id, record.id, options.budget) as reporter,
+    ):
         interactive = not yes and sys.stdin.isatty()
-        gate = TerminalGate(console, reporter) if interactive else Unattended()
+        gate = TerminalGate(err, reporter) if interactive else Unattended()
         context = RunContext(settings, store, user_id, record, llm, options,
                              task=load_task(options.task) if options.task else None, say=reporter.say)
         try:
             run_pipeline(context, gate)
-        except KeyboardInterrupt:
-            err.print(f"\ninterrupted; the run is paused; continue with: nanoresearch resume {record.id}")
-            raise typer.Exit(130) from None
-        except NanoResearchError as exc:
-            state = "paused" if isinstance(exc, EndpointUnavailableError) else "failed"
-            say_how_to_continue(exc, record.id, f"nanoresearch resume {record.id}{task_flag(exc)}", state)
+        except BudgetExhausted:
+            print_artifacts(Path(record.workspace))  # what the run made before the stop, its report included
             raise
     print_artifacts(Path(record.workspace))
 
 
+@app.command("status")
 def status(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None) -> None:
-    """Where a run stands: each stage, what it produced, what was spent and what is left."""
-    from nanoresearch.compute.budget import left, parse_budget, spent
+    """Where a run stands: each stage of a research run (or a trial session's lineage), what was spent and what is left."""
+    from nanoresearch.cli.trials import render_tree_for
+    from nanoresearch.compute.budget import left, spent
     from nanoresearch.runs import shown_status
 
-    store, record = _open_run(ctx, run_id)
+    (_, store, user_id), record = open_run(ctx, run_id)
     run_status = shown_status(record)
-    table = Table(title=f"{record.id} ({run_status})")
-    for column in ("stage", "status", "summary"):
-        table.add_column(column)
-    steps = {s.stage: s for s in store.steps(record.id) if s.step == "stage"}
-    from nanoresearch.pipeline.orchestrator import STAGE_NAMES
-
-    for name in STAGE_NAMES:
-        step = steps.get(name)
-        summary = (step.payload.get("summary") or step.payload.get("error", "")) if step else ""
-        stage_status = step.status if step else "pending"
-        if stage_status == "running" and run_status != "running":
-            stage_status = run_status  # the stage stopped with its run: paused, interrupted or failed
-        table.add_row(name, stage_status, escape(summary))
-    out.print(table)
-    used = spent(store, store.ensure_user(_settings(ctx).user), record.id)
-    remaining = left(parse_budget(record.config.get("budget", "")), used) if record.config.get("budget") else {}
+    if record.kind == "research":
+        out.print(stage_table(store, record, run_status))
+    else:
+        out.print(f"[bold]{record.id}[/] ({run_status}): {escape(record.goal)}")
+        out.print(render_tree_for(store, record.id, record.options.direction))
+    used = spent(store, user_id, record.id)
+    remaining = left(record.options.budget, used)
     out.print(f"spent: {used.trials} trials, {used.tokens:.0f} tokens, ${used.usd:.4f}, {used.cpu_hours:.3f} CPU-h, "
               f"{used.gpu_hours:.3f} GPU-h; left: {', '.join(f'{k} {v:.3g}' for k, v in remaining.items()) or 'no limits'}")
 
 
+def stage_table(store: Store, record: Run, run_status: str) -> Table:
+    """A research run's stages, each with its status and summary."""
+    from nanoresearch.pipeline.orchestrator import STAGE_NAMES
+
+    table = Table(title=f"{record.id} ({run_status})")
+    for column in ("stage", "status", "summary"):
+        table.add_column(column)
+    steps = {s.stage: s for s in store.steps(record.id) if s.step == "stage"}
+    for name in STAGE_NAMES:
+        step = steps.get(name)
+        summary = (step.payload.get("summary") or step.payload.get("error") or step.payload.get("stopped", "")) if step else ""
+        stage_status: str = step.status if step else ("not run: budget" if record.stop_reason == "budget" else "pending")
+        if stage_status == "running" and run_status != "running":
+            stage_status = run_status  # the stage stopped with its run: paused, interrupted or failed
+        table.add_row(name, stage_status, escape(summary))
+    return table
+
+
+@app.command("list")
 def list_runs(ctx: typer.Context) -> None:
     """Your runs, oldest first."""
     from nanoresearch.runs import shown_status
 
-    settings = _settings(ctx)
-    with Store(settings.db_path) as store:
-        runs = store.list_runs(store.ensure_user(settings.user))
+    with session(ctx) as (settings, store, user_id):
+        runs = store.list_runs(user_id)
     table = Table(title=f"runs of {settings.user}")
     for column in ("id", "status", "kind", "goal", "created"):
         table.add_column(column)
     for record in runs:
-        kind = "research" if "goal" in record.config else "trials"
-        table.add_row(record.id, shown_status(record), kind, escape(record.goal[:70]), record.created_at[:19])
+        table.add_row(record.id, shown_status(record), record.kind, escape(record.goal[:70]), record.created_at[:19])
     out.print(table)
 
 
+@app.command("show")
 def show(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None) -> None:
-    """A run's goal, selected hypothesis, results, paper and final review."""
+    """A run's goal, selected hypothesis, results, paper and final review (a trial session's lineage and best trial)."""
     from nanoresearch.runs import shown_status
 
-    _, record = _open_run(ctx, run_id)
+    (_, store, _), record = open_run(ctx, run_id)
     folder = Path(record.workspace)
     out.print(f"[bold]{record.id}[/] ({shown_status(record)}): {escape(record.goal)}")
+    if record.kind == "trials":
+        show_session(store, record)
     ideas = _json(folder / "ideas.json")
     if ideas:
         chosen = ideas["hypotheses"][ideas["selected"]]
@@ -218,14 +237,19 @@ def show(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(hel
     print_artifacts(folder)
 
 
+@app.command("export")
 def export(
     ctx: typer.Context,
     run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Zip file to write (default: RUN.zip).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Write one self-contained HTML page of the run here instead "
+                                                 "(tree, timeline, figures, review; opens offline).")] = None,
 ) -> None:
     """The run's workspace as a zip, with its trials, steps, feedback and LLM calls from the store."""
-    store, record = _open_run(ctx, run_id)
-    user_id = store.ensure_user(_settings(ctx).user)
+    (_, store, user_id), record = open_run(ctx, run_id)
+    if html is not None:
+        export_page(store, user_id, record, html)
+        return
     target = output or Path(f"{record.id}.zip")
     folder = Path(record.workspace)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -243,6 +267,18 @@ def export(
     err.print(f"wrote {target}")
 
 
+def export_page(store: Store, user_id: int, record: Run, target: Path) -> None:
+    try:
+        from nanoresearch.web.export import write_export
+    except ImportError as exc:
+        raise UserError(f"the HTML export needs the web extra ({exc.name} is missing)",
+                        hint="pip install 'nanoresearch[web]'") from None
+    if not target.parent.is_dir():
+        raise UserError(f"cannot write {target}: the folder {target.parent} does not exist")
+    err.print(f"wrote {write_export(store, user_id, record, target)}")
+
+
+@app.command("feedback")
 def feedback(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="Run id.")],
@@ -253,32 +289,35 @@ def feedback(
 ) -> None:
     """Comment on a stage of a run after the fact; it is stored with that stage's planner call, and your
     planner's adapter learns from it (SDPO)."""
-    from nanoresearch.pipeline.orchestrator import STAGE_NAMES
+    from nanoresearch.pipeline.feedback import checked_feedback, record_feedback, trains_on
 
-    if stage not in STAGE_NAMES:
-        raise UserError(f"unknown stage {stage!r}", hint=f"stages are: {', '.join(STAGE_NAMES)}")
-    if action not in ("comment", "redirect", "approve"):
-        raise UserError(f"unknown action {action!r}", hint="use comment, redirect or approve")
-    if action != "approve" and not text.strip():
-        raise UserError("the feedback text is empty")
-    store, record = _open_run(ctx, run_id)
-    user_id = store.ensure_user(_settings(ctx).user)
-    plan = judged_plan(store, user_id, record.id, stage)
-    if plan is None:
-        raise UserError(f"run {record.id} has no {stage} stage yet", hint=f"`nanoresearch status {record.id}` shows its stages")
-    store.add_feedback(user_id, record.id, stage, action, text.strip(), plan.id)
-    err.print(f"recorded your {action} on {stage} of {record.id} (with planner call {plan.id})")
-    settings = _settings(ctx)
-    if train and text.strip() and settings.policy.when != "manual":
+    checked_feedback(stage, action, text)
+    (settings, store, user_id), record = open_run(ctx, run_id)
+    stored = record_feedback(store, user_id, record, stage, action, text)
+    err.print(f"recorded your {action} on {stage} of {record.id} (with planner call {stored.plan_id})")
+    if train and trains_on(settings, stored):
         train_on_feedback(settings, store)
 
 
-def judged_plan(store: Store, user_id: int, run_id: str, stage: str) -> StagePlanRecord | None:
-    """The plan the user saw last for the stage: the finished stage's own, else the latest one."""
-    plans = [p for p in store.stage_plans(user_id, run_id) if p.stage == stage]
-    done = next((s for s in store.steps(run_id) if s.stage == stage and s.step == "stage" and s.status == "done"), None)
-    chosen = next((p for p in plans if done is not None and p.id == done.payload.get("plan_id")), None)
-    return chosen or (plans[-1] if plans else None)
+def show_session(store: Store, record: Run) -> None:
+    """A trial session's lineage and its best trial."""
+    from nanoresearch.cli.trials import best_text, render_tree_for
+    from nanoresearch.trials.lineage import head
+
+    out.print(render_tree_for(store, record.id, record.options.direction))
+    best = head(store.trials(record.id), record.options.direction)
+    if best is not None:
+        out.print(best_text(best, score_name(record)))
+
+
+def score_name(record: Run) -> str:
+    """The name of the score of the run's task, as its task.toml says ('score' once the folder is gone)."""
+    from nanoresearch.trials.task import load_task
+
+    try:
+        return load_task(record.options.task).score.metric if record.options.task else "score"
+    except UserError:
+        return "score"
 
 
 def train_on_feedback(settings: Settings, store: Store) -> None:
@@ -317,18 +356,6 @@ def print_artifacts(folder: Path) -> None:
     for name in names:
         if (folder / name).exists():
             out.print(f"  {name}: {folder / name}", highlight=False)
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    return load_settings(ctx.obj or {})
-
-
-def _open_run(ctx: typer.Context, run_id: str | None) -> tuple[Store, Run]:
-    from nanoresearch.runs import users_run
-
-    settings = _settings(ctx)
-    store = Store(settings.db_path)
-    return store, users_run(store, store.ensure_user(settings.user), run_id)
 
 
 def _json(path: Path) -> dict | None:

@@ -9,106 +9,95 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.tree import Tree
 
-from nanoresearch.config import Settings, load_settings
+from nanoresearch.cli.common import err, open_run, out, session, short
 from nanoresearch.errors import UserError
+from nanoresearch.trials.lineage import head, outcome_text
 
 if TYPE_CHECKING:
     from nanoresearch.store import Store
-    from nanoresearch.store.models import Trial
-    from nanoresearch.trials.loop import TrialLoop
+    from nanoresearch.store.budget import Budget
+    from nanoresearch.store.models import Run, Trial
 
 app = typer.Typer(help="Run the closed trial loop on a task and inspect its lineage.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # paths in messages must stay copyable
 
+DEFAULT_BUDGET = "trials=6,wall=20m"  # a new session's, unless --budget says otherwise
 EXPORT_FIELDS = ("id", "parent_id", "proposer", "hypothesis", "status", "kept", "score", "failure", "detail",
                  "executor", "job_id", "started_at", "ended_at", "knobs", "metrics", "diff")
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    return load_settings((ctx.obj or {}) if ctx.obj else {})
 
 
 @app.command("run")
 def trials_run(
     ctx: typer.Context,
     task: Annotated[Path, typer.Option(help="Task folder (with task.toml).")],
-    budget: Annotated[str, typer.Option(help="Hard limits, e.g. trials=8,wall=15m,cpu_hours=1,gpu_hours=2,tokens=200k,usd=1.")] = "trials=6,wall=20m",
+    budget: Annotated[Optional[str], typer.Option(help="Hard limits, e.g. trials=8,wall=15m,cpu_hours=1,gpu_hours=2,tokens=200k,usd=1 "
+                                                  f"(default {DEFAULT_BUDGET}; with --resume, the session's own).")] = None,
     executor: Annotated[str, typer.Option(help="Where trials run: local, slurm or ray.")] = "local",
     parallel: Annotated[int, typer.Option(min=1, max=16, help="Trials in flight at once.")] = 1,
     max_debug: Annotated[int, typer.Option(min=0, max=10, help="Repair attempts for a crashed edit.")] = 2,
     resume: Annotated[Optional[str], typer.Option(help="Continue this run's lineage instead of starting a new run.")] = None,
 ) -> None:
     """Improve a task's score with LLM-proposed trials inside a budget."""
-    from nanoresearch.compute.budget import parse_budget
+    from nanoresearch.compute.budget import ModelCallGate, parse_budget
     from nanoresearch.compute.executor import create_executor
     from nanoresearch.llm.client import LLM
-    from nanoresearch.runs import driving, new_run, users_run
-    from nanoresearch.store import Store
+    from nanoresearch.runs import drive, lifecycle, new_run, users_run
+    from nanoresearch.store.budget import format_budget
+    from nanoresearch.store.models import RunOptions
     from nanoresearch.trials.loop import LoopSettings, TrialLoop
     from nanoresearch.trials.task import load_task
 
-    settings = _settings(ctx)
     loaded = load_task(task)
-    limits = parse_budget(budget)
-    with Store(settings.db_path) as store:
-        user_id = store.ensure_user(settings.user)
+    asked = parse_budget(budget) if budget is not None else None
+    with session(ctx) as (settings, store, user_id):
         if resume:
-            run = users_run(store, user_id, resume)
+            run = resumed_session(store, users_run(store, user_id, resume), asked)
         else:
-            config = {"task": str(loaded.folder), "budget": limits.model_dump(), "executor": executor,
-                      "direction": loaded.score.direction}
-            run = new_run(store, settings, user_id, loaded.name, f"optimise {loaded.metric_text()}", config)
+            options = RunOptions(task=str(loaded.folder), budget=asked or parse_budget(DEFAULT_BUDGET), executor=executor,
+                                 parallel=parallel, max_debug=max_debug, direction=loaded.score.direction)
+            run = new_run(store, settings, user_id, loaded.name, f"optimise {loaded.metric_text()}", options, kind="trials")
         loop = TrialLoop(
-            loaded, store, LLM(settings, store, user_id, run_id=run.id), create_executor(executor, settings),
-            run.id, user_id, limits, Path(run.workspace), LoopSettings(parallel=parallel, max_debug=max_debug),
+            loaded, store, LLM(settings, store, user_id, run_id=run.id, budget=ModelCallGate(store, user_id, run.id)),
+            create_executor(executor, settings),
+            run.id, user_id, run.options.budget, Path(run.workspace), LoopSettings(parallel=parallel, max_debug=max_debug),
             on_event=lambda message: err.print(f"[dim]{escape(message)}[/]"),
         )
-        with driving(run):
-            err.print(f"run [bold]{run.id}[/] on {loaded.name} ({executor} executor), budget {budget}")
-            best = drive_trials(store, run.id, loop, again=f"nanoresearch trials run --task {task} --resume {run.id}")
+        with drive(store, run, again=f"nanoresearch trials run --task {task} --resume {run.id}"):
+            err.print(f"run [bold]{run.id}[/] on {loaded.name} ({executor} executor), budget {format_budget(run.options.budget)}")
+            with lifecycle(store, run.id):
+                best = loop.run()
         out.print(render_tree_for(store, run.id, loaded.score.direction))
         if best is None:
-            err.print("[yellow]no trial passed the evaluator[/]")
+            err.print(f"[yellow]{escape(loop.why_no_result())}[/]")
             raise typer.Exit(1)
-        out.print(f"best: trial {best.id}, {loaded.score.metric} = {best.score:.4g}")
+        out.print(best_text(best, loaded.score.metric))
 
 
-def drive_trials(store: Store, run_id: str, loop: TrialLoop, again: str) -> Trial | None:
-    """Run the loop with the run marked `running`; whatever stops it leaves the run paused or failed."""
-    from nanoresearch.errors import EndpointUnavailableError, NanoResearchError
-    from nanoresearch.runs import say_how_to_continue
+def resumed_session(store: Store, run: Run, budget: Budget | None) -> Run:
+    """The trial session `--resume` names; a budget given now replaces the session's own."""
+    if run.kind != "trials":
+        raise UserError(f"run {run.id} is a research run; `trials run --resume` continues trial sessions",
+                        hint=f"continue it with `nanoresearch resume {run.id}`")
+    if budget is None:
+        return run
+    store.set_run_options(run.id, run.options.model_copy(update={"budget": budget}))
+    return store.get_run(run.id)
 
-    store.set_run_status(run_id, "running")
-    try:
-        best = loop.run()
-    except KeyboardInterrupt:
-        store.set_run_status(run_id, "paused")
-        err.print(f"interrupted; the run is paused; continue with: {again}")
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        state = "paused" if isinstance(exc, EndpointUnavailableError) else "failed"
-        store.set_run_status(run_id, state)
-        if isinstance(exc, NanoResearchError):
-            say_how_to_continue(exc, run_id, again, state)
-        raise
-    store.set_run_status(run_id, "done")
-    return best
+
+def best_text(best: Trial, metric: str) -> str:
+    return f"best: trial {best.id}, {metric} = {best.score:.4g}"
 
 
 @app.command("list")
 def trials_list(ctx: typer.Context, run: Annotated[Optional[str], typer.Option(help="Run id (default: your latest).")] = None) -> None:
     """The trials of a run, one line each."""
-    store, selected = _open_run(ctx, run)
+    (_, store, _), selected = open_run(ctx, run)
     table = Table(title=f"trials of {selected.id}")
     for column in ("id", "parent", "proposer", "outcome", "hypothesis"):
         table.add_column(column)
-    from nanoresearch.trials.lineage import outcome_text
-
     for t in store.trials(selected.id):
         table.add_row(str(t.id), str(t.parent_id or "-"), t.proposer, outcome_text(t), escape(t.hypothesis[:80]))
     out.print(table)
@@ -133,9 +122,8 @@ def trials_show(ctx: typer.Context, trial_id: Annotated[int, typer.Argument(help
 @app.command("tree")
 def trials_tree(ctx: typer.Context, run: Annotated[Optional[str], typer.Option(help="Run id (default: your latest).")] = None) -> None:
     """The lineage of a run drawn as a tree; the head (best kept trial) in bold."""
-    store, selected = _open_run(ctx, run)
-    direction = selected.config.get("direction", "maximize")
-    out.print(render_tree_for(store, selected.id, direction))
+    (_, store, _), selected = open_run(ctx, run)
+    out.print(render_tree_for(store, selected.id, selected.options.direction))
 
 
 @app.command("export")
@@ -148,7 +136,7 @@ def trials_export(
     """The whole trajectory of a run as TSV or JSON."""
     if fmt not in ("tsv", "json"):
         raise UserError(f"unknown format {fmt!r}", hint="use --format tsv or --format json")
-    store, selected = _open_run(ctx, run)
+    (_, store, _), selected = open_run(ctx, run)
     rows = [{k: v for k, v in t.model_dump().items() if k in EXPORT_FIELDS} for t in store.trials(selected.id)]
     text = json.dumps(rows, indent=2) if fmt == "json" else _tsv(rows)
     if output:
@@ -158,10 +146,18 @@ def trials_export(
         typer.echo(text)  # raw: Rich would expand the TSV's tabs
 
 
-def render_tree_for(store, run_id: str, direction: str):
-    from nanoresearch.trials.lineage import render_tree
-
-    return render_tree(store.trials(run_id), direction)
+def render_tree_for(store: Store, run_id: str, direction: str) -> Tree:
+    """The lineage of a run as a tree: the head (best kept trial) bold green, failures red, reverted dim."""
+    trials = store.trials(run_id)
+    best = head(trials, direction)
+    root = Tree("[bold]lineage[/]")
+    nodes: dict[int, Tree] = {}
+    for t in trials:
+        style = "bold green" if best and t.id == best.id else ("red" if t.failure else ("green" if t.kept else "dim"))
+        label = f"[{style}]#{t.id} {t.proposer}: {outcome_text(t)}[/] {escape(short(t.hypothesis, 70))}"
+        parent = nodes.get(t.parent_id) if t.parent_id else None
+        nodes[t.id] = (parent or root).add(label)
+    return root
 
 
 def _tsv(rows: list[dict]) -> str:
@@ -173,21 +169,10 @@ def _tsv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _open_run(ctx: typer.Context, run_id: str | None):
+def _open_trial(ctx: typer.Context, trial_id: int) -> tuple[Store, Trial]:
     from nanoresearch.runs import users_run
-    from nanoresearch.store import Store
 
-    settings = _settings(ctx)
-    store = Store(settings.db_path)
-    return store, users_run(store, store.ensure_user(settings.user), run_id)
-
-
-def _open_trial(ctx: typer.Context, trial_id: int):
-    from nanoresearch.runs import users_run
-    from nanoresearch.store import Store
-
-    settings = _settings(ctx)
-    store = Store(settings.db_path)
+    _, store, user_id = session(ctx)
     trial = store.trial(trial_id)
-    users_run(store, store.ensure_user(settings.user), trial.run_id)  # refuses another user's trial
+    users_run(store, user_id, trial.run_id)  # refuses another user's trial
     return store, trial

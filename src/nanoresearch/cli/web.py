@@ -8,17 +8,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from nanoresearch.config import load_settings
+from nanoresearch.cli.common import settings_from
 from nanoresearch.errors import UserError
 from nanoresearch.web.security import resolve_token
 
 DEFAULT_PORT = 8765
 
 
-def register(app: typer.Typer) -> None:
-    app.command("ui")(ui)
+app = typer.Typer()
 
 
+@app.command("ui")
 def ui(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = DEFAULT_PORT,
@@ -27,18 +27,17 @@ def ui(
     open_browser: Annotated[bool, typer.Option("--open", help="Open the dashboard in the default browser.")] = False,
 ) -> None:
     """Watch and audit your runs in a local web page (runs, stage timeline, trial lineage, live)."""
-    settings = load_settings(ctx.obj or {})
+    settings = settings_from(ctx)
     secret = resolve_token(host, token)
-    uvicorn, create_app = _web_modules()
-    from nanoresearch.store import Store
-
-    app = create_app(Store(settings.db_path), settings.user, secret)
+    uvicorn, create_app, freeze_loaded_objects = _web_modules()
+    dashboard = create_app(settings, secret)
+    freeze_loaded_objects()
     url = dashboard_url(host, port, secret)
     typer.echo(f"dashboard for {settings.user}: {url}  (Ctrl-C stops it)")
     if open_browser:
         webbrowser.open(url)
     # A short graceful shutdown: an open page holds its event stream forever and would block Ctrl-C.
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
+    uvicorn.run(dashboard, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
 
 
 def dashboard_url(host: str, port: int, token: str | None) -> str:
@@ -46,12 +45,12 @@ def dashboard_url(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
-def _web_modules():  # noqa: ANN202 - two modules' members
+def _web_modules():  # noqa: ANN202 - uvicorn and the app's builders
     try:
         import uvicorn
 
-        from nanoresearch.web.app import create_app
+        from nanoresearch.web.app import create_app, freeze_loaded_objects
     except ImportError as exc:
         raise UserError(f"the dashboard needs the web extra ({exc.name} is missing)",
                         hint="pip install 'nanoresearch[web]'") from None
-    return uvicorn, create_app
+    return uvicorn, create_app, freeze_loaded_objects

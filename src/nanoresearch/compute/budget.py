@@ -1,71 +1,46 @@
 """Hard budgets for a run: trials, wall time, CPU-hours, GPU-hours, LLM tokens and dollars.
 
 Spending is read from the store's ledger (LLM calls charge tokens and dollars as they happen; each
-trial charges its wall time, CPU-hours and GPU-hours when it ends). Before a trial starts its cost
-is estimated; if it does not fit, the task's knobs are turned down until it does, and if even the
-smallest setting does not fit, the trial is not started. The trial's time limit is capped by what
-the budget has left, so a running trial cannot overspend: it is stopped and labelled
-`budget_overrun` instead.
+trial charges its time, CPU-hours and GPU-hours when it ends), except wall time, which is the clock:
+how long the run has been running, paused time excluded (the store keeps it as the run's status
+changes). Before a trial starts its cost is estimated; if it does not fit, the task's knobs are
+turned down until it does (and the trial says so), and if even the smallest setting does not fit,
+the trial is not started. The trial's time limit is capped by its share of what the budget has left,
+so a running trial cannot overspend: its executor stops it and it is labelled `budget_overrun`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import statistics
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from nanoresearch.compute.executor import Resources
-from nanoresearch.errors import UserError
+from nanoresearch.errors import BudgetExhausted, UserError
 from nanoresearch.store import Store
+from nanoresearch.store.budget import Budget, budget_items, budget_number, plain_number, validated_budget
+from nanoresearch.store.budget import parse_budget as parse_budget  # the budget's spelling lives with the run record
 
 
-class Budget(BaseModel):
-    """Limits for one run; None means no limit on that unit."""
-
-    trials: int | None = Field(None, ge=1)
-    wall_s: float | None = Field(None, gt=0)
-    cpu_hours: float | None = Field(None, gt=0)
-    gpu_hours: float | None = Field(None, gt=0)
-    tokens: int | None = Field(None, gt=0)
-    usd: float | None = Field(None, gt=0)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600}
-_ALIASES = {"wall": "wall_s", "time": "wall_s", "cpu": "cpu_hours", "gpu": "gpu_hours", "money": "usd", "$": "usd"}
-
-
-def parse_budget(text: str) -> Budget:
-    """'trials=8,wall=10m,gpu_hours=2,tokens=200k,usd=1.5' -> Budget."""
-    values: dict[str, float] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        if "=" not in part:
-            raise UserError(f"budget item {part!r} is not name=value", hint="e.g. --budget trials=8,wall=10m,usd=1")
-        name, raw = (s.strip() for s in part.split("=", 1))
-        name = _ALIASES.get(name, name)
-        if name not in Budget.model_fields:
-            raise UserError(f"unknown budget unit {name!r}", hint=f"units: {', '.join(Budget.model_fields)}")
-        values[name] = _number(raw, seconds=name == "wall_s")
-    try:
-        return Budget(**values)
-    except ValueError as exc:
-        raise UserError(f"bad budget {text!r}: {exc}") from None
-
-
-def _number(raw: str, seconds: bool) -> float:
-    match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*([kKmMsh]?)", raw)
-    if not match:
-        raise UserError(f"budget value {raw!r} is not a number")
-    value, suffix = float(match[1]), match[2]
-    if seconds and suffix in _UNITS:
-        return value * _UNITS[suffix]
-    return value * {"k": 1e3, "K": 1e3, "M": 1e6}.get(suffix, 1)
+def raised_budget(current: Budget, text: str) -> Budget:
+    """`resume --budget`: 'tokens=+20k' adds to the run's limit, 'tokens=50k' sets it; other units keep theirs."""
+    values = current.model_dump(exclude_none=True)
+    for name, raw in budget_items(text).items():
+        amount = budget_number(raw.removeprefix("+"), seconds=name == "wall_s")
+        if raw.startswith("+"):
+            if name not in values:
+                flag = _FLAGS.get(name, name)
+                raise UserError(f"the run has no {flag} limit to add to", hint=f"give a limit instead, e.g. {flag}={raw[1:]}")
+            amount += values[name]
+        values[name] = amount
+    return validated_budget(text, values)
 
 
 class Spent(BaseModel):
     trials: int = 0
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # the clock: how long the run has been running, paused time excluded
+    trial_s: float = 0.0  # the time its trials ran, summed (parallel trials each count); no limit
     cpu_hours: float = 0.0
     gpu_hours: float = 0.0
     tokens: float = 0.0
@@ -78,12 +53,75 @@ def spent(store: Store, user_id: int, run_id: str) -> Spent:
         # A trial counts once it was started (it has a job); one being planned, refused by the
         # budget, or whose proposal was unusable or illegal never ran and costs no trial.
         trials=sum(1 for t in store.trials(run_id) if t.job_id),
-        wall_s=ledger.get("wall_s", 0.0),
+        wall_s=store.active_seconds(run_id),
+        trial_s=ledger.get("trial_s", 0.0),
         cpu_hours=ledger.get("cpu_hours", 0.0),
         gpu_hours=ledger.get("gpu_hours", 0.0),
         tokens=ledger.get("tokens", 0.0),
         usd=ledger.get("usd", 0.0),
     )
+
+
+# The flag that sets each unit (`--budget wall=20m` sets wall_s) and how its amounts read.
+_FLAGS = {"wall_s": "wall"}
+_AMOUNTS = {"trials": ("{:,.0f}", " trials"), "wall_s": ("{:,.0f}", " s"), "cpu_hours": ("{:.3g}", " CPU-hours"),
+            "gpu_hours": ("{:.3g}", " GPU-hours"), "tokens": ("{:,.0f}", " tokens"), "usd": ("${:.4g}", "")}
+MODEL_UNITS = ("tokens", "usd")  # what a model call spends
+
+
+def budget_spent(unit: str, limit: float, used: float, run_id: str) -> BudgetExhausted:
+    """The stop at a spent limit: what was spent of what, and the flag that gives the run more."""
+    flag = _FLAGS.get(unit, unit)
+    more = f"{plain_number(limit / 60)}m" if unit == "wall_s" and limit % 60 == 0 else plain_number(limit)
+    number, word = _AMOUNTS[unit]
+    return BudgetExhausted(
+        f"the {flag} budget is spent: {number.format(used)} of {number.format(limit)}{word}",
+        hint=f"give more with `nanoresearch resume {run_id} --budget {flag}=+{more}`", unit=unit,
+    )
+
+
+def check_model_call(budget: Budget, used: Spent, run_id: str) -> None:
+    """Refuse a model call once the run's tokens or dollars are spent (BudgetExhausted)."""
+    for unit in MODEL_UNITS:
+        limit = getattr(budget, unit)
+        if limit is not None and getattr(used, unit) >= limit:
+            raise budget_spent(unit, limit, getattr(used, unit), run_id)
+
+
+def model_budget_spent(budget: Budget, used: Spent, run_id: str) -> BudgetExhausted:
+    """The stop for a model call the budget cut short: the model unit nearest its limit is the one spent."""
+    unit = max((u for u in MODEL_UNITS if getattr(budget, u) is not None), key=lambda u: getattr(used, u) / getattr(budget, u))
+    return budget_spent(unit, getattr(budget, unit), getattr(used, unit), run_id)
+
+
+def affordable_tokens(budget: Budget, used: Spent, usd_per_output_token: float | None) -> float:
+    """The most tokens a model may still answer with: what is left of the tokens budget, and what the
+    dollars left buy at the model's output price (inf when neither is limited)."""
+    room = [budget.tokens - used.tokens] if budget.tokens is not None else []
+    if budget.usd is not None and usd_per_output_token:
+        room.append((budget.usd - used.usd) / usd_per_output_token)
+    return min(room, default=math.inf)
+
+
+class ModelCallGate:
+    """The run's budget as the LLM client checks it before every live model call (llm.client.BudgetGate).
+
+    It reads the budget from the run's record each time, so `resume --budget` takes effect at once,
+    and the spending from the ledger, where each call is charged in the transaction that records it."""
+
+    def __init__(self, store: Store, user_id: int, run_id: str) -> None:
+        self.store, self.user_id, self.run_id = store, user_id, run_id
+
+    def room(self, usd_per_output_token: float | None) -> float:
+        budget, used = self._now()
+        check_model_call(budget, used, self.run_id)
+        return affordable_tokens(budget, used, usd_per_output_token)
+
+    def spent_error(self) -> BudgetExhausted:
+        return model_budget_spent(*self._now(), self.run_id)
+
+    def _now(self) -> tuple[Budget, Spent]:
+        return self.store.get_run(self.run_id).options.budget, spent(self.store, self.user_id, self.run_id)
 
 
 def left(budget: Budget, used: Spent) -> dict[str, float]:
@@ -102,13 +140,25 @@ class TrialPlan(BaseModel):
     scale: float = 1.0  # expected cost relative to the task's default settings
     capped_by_budget: bool = False  # the time limit comes from the budget, not the task
     reason: str = ""
+    downscaled: str = ""  # the knob changes made to fit the budget ("MAX_ITER 10 → 3"), for the lineage
 
 
-def plan_trial(resources: Resources, knobs: dict, budget: Budget, used: Spent, past_elapsed: list[float]) -> TrialPlan:
+# Units whose time several trials running together each spend; the clock (wall_s) they share.
+_SUMMED = ("cpu_hours", "gpu_hours")
+
+
+def plan_trial(
+    resources: Resources, knobs: dict, budget: Budget, used: Spent, past_elapsed: list[float],
+    expected_s: float | None = None, share_of: int = 1,
+) -> TrialPlan:
     """Estimate a trial's cost, downscale its knobs to fit the budget, or refuse it.
 
-    `knobs` maps name -> Knob (default, min, cost_exponent). The estimate of wall time is the median
-    of past trials of this run (×1.5 for safety) or, before any trial, the task's time limit.
+    `knobs` maps name -> Knob (default, min, cost_exponent). A trial's time is estimated from the
+    median of this run's past trials (×1.5 for safety), else from the task's declared `expected_s`.
+    With neither there is nothing to estimate from, so nothing is downscaled: the trial runs as
+    given, its time limit capped by what the budget has left, and its time is the calibration for
+    the next ones. `share_of` trials start together: the CPU- and GPU-hours left are split between
+    them (the clock is not: they run at the same time).
     """
     remaining = left(budget, used)
     if remaining.get("trials", 1) < 1:
@@ -116,30 +166,80 @@ def plan_trial(resources: Resources, knobs: dict, budget: Budget, used: Spent, p
     for unit in ("tokens", "usd"):
         if remaining.get(unit, 1) <= 0:
             return TrialPlan(fits=False, resources=resources, reason=f"the {unit} budget is used up")
-    estimate_s = min(resources.time_s, 1.5 * statistics.median(past_elapsed)) if past_elapsed else resources.time_s
-    room = _room_factor(estimate_s, resources, remaining)
+    share = {unit: value / share_of if unit in _SUMMED else value for unit, value in remaining.items()}
+    if no_time := _time_spent(resources, share):
+        return TrialPlan(fits=False, resources=resources, reason=no_time)
+    estimate_s = _estimate(resources, past_elapsed, expected_s)
+    room = math.inf if estimate_s is None else _room_factor(estimate_s, resources, share)
     defaults = {name: knob.default for name, knob in knobs.items()}
-    if room >= 1:
-        return _capped(TrialPlan(fits=True, resources=resources, knobs=defaults), remaining)
+    if estimate_s is None or room >= 1:  # no estimate: nothing to cut down to size
+        return _capped(TrialPlan(fits=True, resources=resources, knobs=defaults), share)
     values, scale = _downscale(knobs, room)
     if scale > room:
+        unit = _tightest(estimate_s, resources, share)
         return TrialPlan(fits=False, resources=resources, knobs=values, scale=scale,
-                         reason=f"even the smallest settings need {scale:.0%} of a full trial; {room:.0%} is left")
+                         reason=f"the {_FLAGS.get(unit, unit)} budget has no room for another trial: one is expected to take "
+                                f"{estimate_s:.3g} s, {scale:.0%} of that at its smallest settings, and {room:.0%} of it is left")
     scaled = resources.model_copy(update={"time_s": max(1, math.ceil(resources.time_s * scale))})
-    plan = TrialPlan(fits=True, resources=scaled, knobs=values, scale=scale,
-                     reason=f"downscaled to {scale:.0%} of the default cost to fit the budget")
-    return _capped(plan, remaining)
+    changes = ", ".join(f"{name} {_number_text(defaults[name])} → {_number_text(value)}"
+                        for name, value in values.items() if value != defaults[name])
+    plan = TrialPlan(fits=True, resources=scaled, knobs=values, scale=scale, downscaled=changes,
+                     reason=f"downscaled to fit the budget: {changes} ({scale:.0%} of the default cost)")
+    return _capped(plan, share)
 
 
-def _room_factor(estimate_s: float, resources: Resources, remaining: dict[str, float]) -> float:
-    """How many default-sized trials still fit, in the tightest unit (inf when nothing is limited)."""
+def trials_that_fit(
+    resources: Resources, budget: Budget, used: Spent, past_elapsed: list[float], expected_s: float | None, wanted: int,
+) -> int:
+    """How many trials of a batch to ask for (at least one): no more than the trial budget can start,
+    nor than fit side by side in the CPU- and GPU-hours left at their estimated cost, so no proposal
+    is paid for and then refused."""
+    remaining = left(budget, used)
+    count = min(wanted, int(remaining.get("trials", wanted)))
+    estimate_s = _estimate(resources, past_elapsed, expected_s)
+    if estimate_s is not None:
+        room = _room_factor(estimate_s, resources, {unit: remaining[unit] for unit in _SUMMED if unit in remaining})
+        count = min(count, math.floor(room)) if math.isfinite(room) else count
+    return max(1, count)
+
+
+def with_running(used: Spent, running: list[Resources]) -> Spent:
+    """Spending plus the most that trials still running can charge (each may run to its time limit),
+    so trials started beside them are planned from what is truly left."""
+    return used.model_copy(update={
+        unit: getattr(used, unit) + sum(r.time_s * count(r) for r in running) / 3600
+        for unit, count in (("cpu_hours", lambda r: r.cpus), ("gpu_hours", lambda r: r.gpus))
+    })
+
+
+def _estimate(resources: Resources, past_elapsed: list[float], expected_s: float | None) -> float | None:
+    if past_elapsed:
+        return min(resources.time_s, 1.5 * statistics.median(past_elapsed))
+    return min(resources.time_s, expected_s) if expected_s else None
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _room_factors(estimate_s: float, resources: Resources, remaining: dict[str, float]) -> dict[str, float]:
+    """How many default-sized trials still fit, per limited time unit."""
     needs = {
         "wall_s": estimate_s,
         "cpu_hours": estimate_s * resources.cpus / 3600,
         "gpu_hours": estimate_s * resources.gpus / 3600,
     }
-    factors = [remaining[unit] / need for unit, need in needs.items() if unit in remaining and need > 0]
-    return min(factors, default=math.inf)
+    return {unit: remaining[unit] / need for unit, need in needs.items() if unit in remaining and need > 0}
+
+
+def _room_factor(estimate_s: float, resources: Resources, remaining: dict[str, float]) -> float:
+    """How many default-sized trials still fit, in the tightest unit (inf when nothing is limited)."""
+    return min(_room_factors(estimate_s, resources, remaining).values(), default=math.inf)
+
+
+def _tightest(estimate_s: float, resources: Resources, remaining: dict[str, float]) -> str:
+    factors = _room_factors(estimate_s, resources, remaining)
+    return min(factors, key=factors.__getitem__)
 
 
 def _downscale(knobs: dict, room: float) -> tuple[dict[str, float], float]:
@@ -156,19 +256,34 @@ def _downscale(knobs: dict, room: float) -> tuple[dict[str, float], float]:
     return values, (scale if knobs else 1.0)
 
 
+def _time_caps(resources: Resources, remaining: dict[str, float]) -> dict[str, float]:
+    """Seconds a trial with these resources may run before each limited time unit is spent."""
+    caps = {"wall_s": remaining["wall_s"]} if "wall_s" in remaining else {}
+    if "cpu_hours" in remaining:
+        caps["cpu_hours"] = remaining["cpu_hours"] * 3600 / resources.cpus
+    if "gpu_hours" in remaining and resources.gpus:
+        caps["gpu_hours"] = remaining["gpu_hours"] * 3600 / resources.gpus
+    return caps
+
+
+def _time_spent(resources: Resources, remaining: dict[str, float]) -> str:
+    """Why no trial can start for lack of time ("" when one can), naming the unit and its flag."""
+    caps = _time_caps(resources, remaining)
+    unit = min(caps, key=caps.__getitem__, default=None)
+    if unit is None or caps[unit] >= 1:
+        return ""
+    return f"the {_FLAGS.get(unit, unit)} budget is spent: less than a second of it is left for a trial"
+
+
 def _capped(plan: TrialPlan, remaining: dict[str, float]) -> TrialPlan:
     """Cap the trial's time limit by the wall, CPU and GPU time the budget has left."""
     resources = plan.resources
-    caps = [remaining["wall_s"]] if "wall_s" in remaining else []
-    if "cpu_hours" in remaining:
-        caps.append(remaining["cpu_hours"] * 3600 / resources.cpus)
-    if "gpu_hours" in remaining and resources.gpus:
-        caps.append(remaining["gpu_hours"] * 3600 / resources.gpus)
+    caps = _time_caps(resources, remaining)
     if not caps:
         return plan
-    cap = math.floor(min(caps))
+    cap = math.floor(min(caps.values()))
     if cap < 1:
-        return plan.model_copy(update={"fits": False, "reason": "no wall, CPU or GPU time is left"})
+        return plan.model_copy(update={"fits": False, "reason": _time_spent(resources, remaining)})
     if cap < resources.time_s:
         return plan.model_copy(update={"resources": resources.model_copy(update={"time_s": cap}), "capped_by_budget": True})
     return plan
@@ -177,7 +292,7 @@ def _capped(plan: TrialPlan, remaining: dict[str, float]) -> TrialPlan:
 def charge_trial(store: Store, user_id: int, run_id: str, trial_id: int, elapsed_s: float, cpus: int, gpus: int) -> None:
     """What a finished trial cost, as the executor reported it (elapsed × allocated units)."""
     source = f"trial:{trial_id}"
-    store.charge(user_id, run_id, "wall_s", elapsed_s, source)
+    store.charge(user_id, run_id, "trial_s", elapsed_s, source)
     store.charge(user_id, run_id, "cpu_hours", elapsed_s * cpus / 3600, source)
     if gpus:
         store.charge(user_id, run_id, "gpu_hours", elapsed_s * gpus / 3600, source)

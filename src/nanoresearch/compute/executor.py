@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from nanoresearch.errors import ConfigError
+from nanoresearch.plugins import EXECUTORS_GROUP, Registry
 
 if TYPE_CHECKING:
     from nanoresearch.config import Settings
@@ -46,6 +46,9 @@ class JobSpec(BaseModel):
     command: str  # run by /bin/sh -c inside workdir
     resources: Resources = Resources()
     env: dict[str, str] = {}  # added to a cleared environment; secrets never belong here
+    # Folders the job may read but not write besides the system and the Python installation (an
+    # evaluator reads the trial it scores); in the sandbox nothing else outside workdir is visible.
+    readonly: list[Path] = []
 
 
 class JobState(str, Enum):
@@ -113,6 +116,13 @@ class Executor(Protocol):
 
     def logs(self, job_id: str) -> str: ...
 
+    def attach(self, job_id: str) -> JobStatus | None:
+        """Take over a job that an earlier process submitted (a resumed run), so that it can be
+        polled, waited for and cancelled. None: this executor's jobs never outlive the process
+        that submitted them (local, ray), so there is nothing to take over. A NanoResearchError:
+        the job cannot be taken over (unknown, not ours, the scheduler does not answer)."""
+        ...
+
 
 def wait_by_polling(executor: Executor, job_id: str, timeout_s: float | None, interval_s: float = 0.2) -> JobStatus:
     """`wait` for executors that can only poll."""
@@ -131,25 +141,12 @@ def log_paths(workdir: Path) -> tuple[Path, Path]:
 
 
 ExecutorFactory = Callable[["Settings"], Executor]
-_REGISTRY: dict[str, ExecutorFactory] = {}
 
 
-def register(name: str) -> Callable[[ExecutorFactory], ExecutorFactory]:
-    def decorator(factory: ExecutorFactory) -> ExecutorFactory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
+# The built-ins, which compute/__init__.py imports, and the executors plug-ins add (see nanoresearch.plugins).
+EXECUTORS: Registry[ExecutorFactory] = Registry(EXECUTORS_GROUP, "executor")
+register = EXECUTORS.register
 
 
 def create_executor(name: str, settings: Settings) -> Executor:
-    _load_builtins()
-    try:
-        return _REGISTRY[name](settings)
-    except KeyError:
-        raise ConfigError(f"unknown executor {name!r}", hint=f"executors: {', '.join(sorted(_REGISTRY))}") from None
-
-
-def _load_builtins() -> None:
-    # Importing registers them; Ray itself is imported only when a Ray executor connects.
-    from nanoresearch.compute import local, ray_executor, slurm  # noqa: F401
+    return EXECUTORS.lookup(name, fix=f"choose one with --executor, or install the plug-in that provides {name!r}")(settings)

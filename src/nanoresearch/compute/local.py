@@ -180,6 +180,11 @@ class LocalExecutor:
         job = self._jobs.get(job_id)
         return format_logs(job.spec.workdir) if job else ""
 
+    def attach(self, job_id: str) -> None:
+        """Nothing to take over: jobs are children of the process that submitted them, which
+        ends them when it exits (bubblewrap's --die-with-parent, the exit handler)."""
+        return None
+
     # --- the supervisor thread ---
 
     def _ensure_supervisor(self) -> None:

@@ -16,6 +16,10 @@ Where the cluster comes from:
 The driver learns that a job has started from a small file the task writes beside the logs
 (`<workdir>.logs/ray-started`), which the job itself cannot write.
 
+Time limits: the LocalExecutor on the worker stops a job at its limit (a trial's budget share),
+to the tick, and reports TIMEOUT. Should it not (a hung worker), the driver cancels the task
+itself once the limit is `LIMIT_GRACE_S` past, and reports TIMEOUT too.
+
 Cancelling asks the task to stop (a KeyboardInterrupt in `run_job`, which then kills its job
 the way the local executor does) and kills the worker only if that does not work. A worker that
 dies (killed, crashed, `ray stop`) takes a bubblewrap job along (--die-with-parent); a job
@@ -53,6 +57,9 @@ INSTALL_HINT = "pip install 'nanoresearch[ray]'"
 SLICE_S = 0.1
 # How long a graceful cancel may take before the worker is killed outright.
 CANCEL_GRACE_S = 10.0
+# How long past its time limit a running job may go before the driver stops it (the worker's own
+# stop comes first; this is the backstop).
+LIMIT_GRACE_S = 5.0
 # `wait` blocks in slices too, so that Ctrl-C reaches the caller.
 WAIT_SLICE_S = 1.0
 STARTED_FILE = "ray-started"
@@ -122,6 +129,7 @@ class _RayJob:
     ref: Any  # ray.ObjectRef of run_job's result
     final: JobStatus | None = None
     cancelled: bool = False
+    over_limit: bool = False  # the driver stopped it at its time limit
 
     def status(self, state: JobState, detail: str = "", **times: float | None) -> JobStatus:
         r = self.spec.resources
@@ -273,6 +281,10 @@ class RayExecutor:
         job = self._jobs.get(job_id)
         return format_logs(job.spec.workdir) if job else ""
 
+    def attach(self, job_id: str) -> None:
+        """Nothing to take over: Ray ends a driver's tasks when the driver goes."""
+        return None
+
     # --- helpers ---
 
     def _check_fits(self, spec: JobSpec) -> None:
@@ -293,6 +305,9 @@ class RayExecutor:
             r = job.spec.resources
             wanted = f"cpus={r.cpus}, gpus={r.gpus}, memory={r.mem_gb:g} GB"
             return job.status(JobState.PENDING, f"waiting for Ray to place it ({wanted})")
+        if not job.cancelled and time.time() - started_at > job.spec.resources.time_s + LIMIT_GRACE_S:
+            job.cancelled = job.over_limit = True
+            self.ray.cancel(job.ref, force=True)  # the worker did not stop it: bubblewrap's --die-with-parent does
         return job.status(JobState.RUNNING, started_at=started_at)
 
     def _outcome(self, job: _RayJob) -> JobStatus:
@@ -301,6 +316,8 @@ class RayExecutor:
             report = self.ray.get(job.ref)
         except Exception as exc:
             state, detail = ray_failure(self.ray, exc, job.cancelled)
+            if job.over_limit:
+                state, detail = JobState.TIMEOUT, f"stopped by the driver past its time limit of {job.spec.resources.time_s} s"
             times = {"started_at": _read_started(job.spec.workdir), "ended_at": time.time()}
             status = job.status(state, detail, **times)
             if state is not JobState.CANCELLED:  # a cancelled job's note is the LocalExecutor's

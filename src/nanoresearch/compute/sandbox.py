@@ -7,7 +7,7 @@ Layers, strongest first:
   (loader cache, passwd/group, certificates, time zone; never shadow or ssh keys), read-only; the
   folders of this Python (interpreter, virtualenv, package folders, `python_runtime`) read-only,
   bound at their own paths and never the home around them; the task's read-only folders
-  (`prepare(readonly=...)`); the job's workdir, the only writable folder, bound at its own path
+  (`JobSpec.readonly`); the job's workdir, the only writable folder, bound at its own path
   so paths mean the same inside and out; a private /tmp (RAM, sized to the memory budget) with
   HOME=/tmp/home, so caches never land in the working copy; a minimal /dev and its own /proc.
   Homes (/root, /home), the NanoResearch home (all users' folders and the store) except the
@@ -178,14 +178,11 @@ def prepare(
     job_id: str,
     gpu_ids: Sequence[str] = (),
     use_bwrap: bool | None = None,
-    readonly: Sequence[Path] = (),
     cgroups: bool = True,
 ) -> PreparedJob:
     """Build the command line, environment and child setup for one job.
 
     use_bwrap: None = when it works (warn once otherwise); True = required; False = rlimits only.
-    readonly: folders the job may read besides the system, the Python installation and its
-    workdir (e.g. the trial folder an evaluator scores); nothing else is visible under bwrap.
     cgroups: False where someone else's cgroups already hold the job (SLURM).
     """
     status = sandbox_status()
@@ -201,7 +198,7 @@ def prepare(
     command = ["/bin/sh", "-c", spec.command]
     if sandboxed:
         assert status.bwrap is not None
-        mounts = bwrap_args(workdir, spec.resources, env, gpu_ids, status.tmpfs_size, readonly)
+        mounts = bwrap_args(workdir, spec.resources, env, gpu_ids, status.tmpfs_size, spec.readonly)
         argv = [status.bwrap, *mounts, "--", *command]
         popen_env = {"PATH": BASE_PATH}  # bwrap's own; the job's comes from --setenv
     else:
@@ -337,12 +334,12 @@ def run_sandboxed(
 ) -> tuple[int, str, str]:
     """Run one short command in the sandbox and return (returncode, stdout, stderr).
 
-    Fits `trials.evaluate.Runner`: `functools.partial(run_sandboxed, readonly=[trial_dir])`
-    scores a trial with the trial folder visible read-only. `env` is added to the cleared
-    environment (secrets refused as for jobs). Raises TimeoutError past `time_s`.
+    `readonly`: folders it may read besides the system and the Python installation (JobSpec.readonly).
+    `env` is added to the cleared environment (secrets refused as for jobs). Raises TimeoutError past `time_s`.
     """
-    spec = JobSpec(name="run", workdir=cwd, command=command, env=env, resources=Resources(time_s=time_s))
-    prepared = prepare(spec, f"run-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}", readonly=readonly)
+    spec = JobSpec(name="run", workdir=cwd, command=command, env=env, resources=Resources(time_s=time_s),
+                   readonly=list(readonly))
+    prepared = prepare(spec, f"run-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
     try:
         process = subprocess.Popen(
             prepared.argv, cwd=prepared.cwd, env=prepared.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

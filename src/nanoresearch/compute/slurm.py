@@ -20,6 +20,11 @@ Tracking asks three sources in turn, because each forgets a job at a different t
    with slurmdbd): finished jobs, for good. Records that ended before our job was submitted
    belong to an earlier job with the same id and are skipped.
 
+Time limits hold to the second. SLURM keeps `--time` in whole minutes and checks it every 30 s or
+so, while a trial's share of a budget is seconds: so a watch thread checks each of our running
+jobs against its own limit (from its start) every poll interval and cancels it when the limit is
+used up; the job then reads TIMEOUT. `--time` (minutes:seconds) stays as SLURM's own backstop.
+
 A job none of them knows is LOST; a controller that does not answer also gives LOST (detail says
 so), though `wait` keeps trying for `controller_grace_s` first. Queries run with
 `SLURM_TIME_FORMAT=%s`, so times come back as unix seconds and no time zone is guessed.
@@ -39,6 +44,7 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -129,6 +135,7 @@ class _Owned:
     # SubmitTime on the controller's clock. Job ids do get reused (MaxJobId wraps, state is
     # lost, purged ids are handed out again), so older records under the same id are not ours.
     submitted_at: float | None = None
+    time_s: int | None = None  # the job's time limit, which the watch enforces to the second
 
 
 @dataclass
@@ -177,8 +184,9 @@ def sbatch_script(
         f"--cpus-per-task={res.cpus}",
         f"--mem={math.ceil(res.mem_gb * 1024)}M",
         *([f"--gres=gpu:{res.gpus}"] if res.gpus else []),
-        # Minutes, rounded up: SLURM's own default limit can be a month.
-        f"--time={max(1, math.ceil(res.time_s / 60))}",
+        # Always set (SLURM's own default limit can be a month), as minutes:seconds. SLURM rounds it up
+        # to whole minutes and checks it late: the executor's watch stops the job on time.
+        f"--time={res.time_s // 60}:{res.time_s % 60:02d}",
         f"--chdir={spec.workdir}",
         f"--output={stdout}",
         f"--error={stderr}",
@@ -317,6 +325,9 @@ class SlurmExecutor:
         self.command_timeout_s = command_timeout_s
         self._owned: dict[str, _Owned] = {}
         self._final: dict[str, JobStatus] = {}
+        self._over_limit: set[str] = set()  # jobs the watch cancelled at their time limit
+        self._watch_lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
 
     # -- submit --
 
@@ -334,7 +345,8 @@ class SlurmExecutor:
             log.write_bytes(b"")  # a new job starts with empty logs; attempts then append
         job_id = self._sbatch(script)
         self._owned[job_id] = _Owned(marker, workdir, spec.resources.cpus, spec.resources.gpus,
-                                     submitted_at=self._submit_time(job_id))
+                                     submitted_at=self._submit_time(job_id), time_s=spec.resources.time_s)
+        self._watch()
         return job_id
 
     def _submit_time(self, job_id: str) -> float | None:
@@ -501,6 +513,9 @@ class SlurmExecutor:
         code, signal = _exit_parts(record.exit_code)
         if state is JobState.PREEMPTED and not record.source.startswith("sacct") and time.time() - (record.end or 0) < _REQUEUE_GRACE_S:
             return self._make(job_id, record, owned, JobState.PENDING, None, None, "preempted; being requeued")
+        if state is JobState.CANCELLED and job_id in self._over_limit and owned is not None:
+            return self._make(job_id, record, owned, JobState.TIMEOUT, code, signal,
+                              f"stopped at its time limit of {owned.time_s} s")
         if state in (JobState.FAILED, JobState.CANCELLED) and (oom_line := self._oom_line(job_id, record)):
             return self._make(job_id, record, owned, JobState.OOM, code, signal,
                               f"out of memory (past the job's memory limit): {oom_line}")
@@ -569,8 +584,41 @@ class SlurmExecutor:
         if record.workdir is None:
             raise UserError(f"cannot attach to SLURM job {job_id}: SLURM does not say where it ran")
         self._owned[job_id] = _Owned(record.comment or marker, record.workdir, record.cpus or 1, record.gpus or 0,
-                                     submitted_at=record.submit)
+                                     submitted_at=record.submit, time_s=_time_limit(record.workdir))
+        self._watch()
         return self.poll(job_id)
+
+    # -- the time-limit watch --
+
+    def _watch(self) -> None:
+        with self._watch_lock:
+            if self._watcher is None or not self._watcher.is_alive():
+                self._watcher = threading.Thread(target=self._enforce_limits, name="slurm-time-limits", daemon=True)
+                self._watcher.start()
+
+    def _enforce_limits(self) -> None:
+        """Runs while any job of ours may still run; stops each at its own time limit."""
+        while True:
+            with self._watch_lock:  # decided under the lock, so a job submitted meanwhile starts a new watch
+                watched = [job_id for job_id, owned in list(self._owned.items())
+                           if owned.time_s and job_id not in self._final]
+                if not watched:
+                    self._watcher = None
+                    return
+            for job_id in watched:
+                self._stop_if_over_limit(job_id)
+            time.sleep(self.poll_interval_s)
+
+    def _stop_if_over_limit(self, job_id: str) -> None:
+        limit = self._owned[job_id].time_s or 0
+        status = self.poll(job_id)
+        if status.state is not JobState.RUNNING or status.started_at is None or time.time() - status.started_at < limit:
+            return
+        self._over_limit.add(job_id)
+        try:
+            self.cancel(job_id)
+        except NanoResearchError:
+            self._over_limit.discard(job_id)  # could not stop it now: try again next round; --time is the backstop
 
     def marker(self, job_id: str) -> str | None:
         """The comment that proves a job is ours: store it beside the job id to attach later."""
@@ -592,6 +640,14 @@ def _check_marks(job_id: str, record: _Record, marker: str | None) -> None:
         if not record.comment.startswith(MARKER_PREFIX) or (marker is not None and record.comment != marker):
             raise UserError(f"refusing to attach to SLURM job {job_id}: its comment {record.comment!r} "
                             f"is not {marker or MARKER_PREFIX + '<uuid>'}")
+
+
+def _time_limit(workdir: Path) -> int | None:
+    """The time limit a job was submitted with, from the spec written beside its logs."""
+    try:
+        return JobSpec.model_validate_json(spec_path(workdir).read_text(encoding="utf-8")).resources.time_s
+    except (OSError, ValueError):
+        return None
 
 
 def _scontrol_fields(line: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ to everyone else.
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 
 import numpy as np
@@ -74,7 +75,7 @@ class Memory:
 
     def search(self, text: str, *, project_id: int | None = None, types: tuple[str, ...] = (), stage: str | None = None,
                tags: tuple[str, ...] = (), k: int = 5, min_score: float = 0.0,
-               vector: np.ndarray | None = None) -> list[Hit]:
+               vector: np.ndarray | None = None) -> builtins.list[Hit]:  # `list` here is the method above
         """The k records that best match, scope first (see retrieval.py), each with its components."""
         query = Query(text=text, stage=stage, tags=tuple(tags), k=k, min_score=min_score, vector=vector,
                       project_id=project_id, types=tuple(types))

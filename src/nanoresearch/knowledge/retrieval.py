@@ -414,7 +414,12 @@ class Retriever:
         fresh = self.embed([entries[i].document for i in stale])
         if stale:
             self.store.save_vectors(kind, [(entries[i].id, tag, fresh[j].tobytes()) for j, i in enumerate(stale)])
-        width = fresh.shape[1] if stale else (len(entries[0].vector) // 4 if entries else FOLD_DIM)
+        if stale:
+            width = fresh.shape[1]
+        elif entries and entries[0].vector is not None:  # nothing stale: every vector is stored
+            width = len(entries[0].vector) // 4
+        else:
+            width = FOLD_DIM
         matrix = np.zeros((len(entries), width), np.float32)
         for i, entry in enumerate(entries):
             if entry.embedder == tag and entry.vector is not None:

@@ -9,20 +9,30 @@ BibTeX keys, in a stable order: by query, then source (local first), then rank.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel, ConfigDict
 
-from nanoresearch.errors import ConfigError, LiteratureError
+from nanoresearch.errors import LiteratureError
+
+# Importing the built-in online sources registers them (source.SOURCES; local_corpus registers
+# "local") before anyone can ask for one.
+from nanoresearch.literature import arxiv, openalex, semantic_scholar  # noqa: F401
 from nanoresearch.literature.cache import LiteratureCache
 from nanoresearch.literature.chain import ChainAnswer, FallbackChain, RetryPolicy, SourceFailure
-from nanoresearch.literature.http import DEFAULT_TIMEOUT_S, new_client
+from nanoresearch.literature.http import new_client
 from nanoresearch.literature.local_corpus import LocalCorpus
 from nanoresearch.literature.papers import finalise, make_paper
-from nanoresearch.literature.source import LiteratureSource, Paper
+from nanoresearch.literature.source import (
+    LiteratureSource,
+    Paper,
+    SourceOptions,
+    create_source,
+    register,
+    source_names,
+)
 
 __all__ = [
     "DEFAULT_ONLINE_SOURCES",
@@ -47,59 +57,6 @@ log = logging.getLogger(__name__)
 # OpenAlex first: broadest coverage. Semantic Scholar's keyless rate limit is often exhausted, and
 # arXiv only knows preprints, so they come after.
 DEFAULT_ONLINE_SOURCES = ("openalex", "semantic_scholar", "arxiv")
-
-
-class SourceOptions(BaseModel):
-    """What a source factory may need; each source takes the parts it uses."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    client: httpx.Client | None = None  # shared connection pool; tests pass one over httpx.MockTransport
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    corpus: Path | None = None  # the folder of the local source
-
-
-SourceFactory = Callable[[SourceOptions], LiteratureSource]
-_REGISTRY: dict[str, SourceFactory] = {}
-
-
-def register(name: str) -> Callable[[SourceFactory], SourceFactory]:
-    """Register a source factory under `name`."""
-
-    def decorator(factory: SourceFactory) -> SourceFactory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return decorator
-
-
-def source_names() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def create_source(name: str, options: SourceOptions | None = None, **fields: object) -> LiteratureSource:
-    """The source registered as `name`, e.g. create_source("openalex", client=c) or create_source("local", corpus=p)."""
-    _load_builtins()
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown literature source {name!r}", hint=f"known sources: {', '.join(sorted(_REGISTRY))}"
-        ) from None
-    return factory((options or SourceOptions()).model_copy(update=fields))
-
-
-def _load_builtins() -> None:
-    # Importing a source module registers it.
-    from nanoresearch.literature import arxiv, openalex, semantic_scholar  # noqa: F401
-
-
-@register("local")
-def _local(options: SourceOptions) -> LiteratureSource:
-    if options.corpus is None:
-        raise ConfigError("the local literature source needs a corpus folder", hint="pass corpus=<folder>")
-    return LocalCorpus(options.corpus)
 
 
 def search_literature(

@@ -12,10 +12,9 @@ import xml.etree.ElementTree as ET
 import httpx
 
 from nanoresearch.errors import LiteratureError
-from nanoresearch.literature import SourceOptions, register
 from nanoresearch.literature.http import DEFAULT_TIMEOUT_S, get, new_client
 from nanoresearch.literature.papers import make_paper
-from nanoresearch.literature.source import Paper
+from nanoresearch.literature.source import Paper, SourceOptions, register
 from nanoresearch.literature.text import normalise_arxiv_id
 
 BASE_URL = "https://export.arxiv.org/api/query"

@@ -21,13 +21,13 @@ from pathlib import Path
 import bibtexparser
 import yaml
 from bibtexparser.middlewares import LatexDecodingMiddleware
-from bibtexparser.model import Entry
+from bibtexparser.model import Block, Entry
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from nanoresearch.errors import LiteratureError
+from nanoresearch.errors import ConfigError, LiteratureError
 from nanoresearch.literature.bibtex import VENUE_FIELD
 from nanoresearch.literature.papers import make_paper
-from nanoresearch.literature.source import Paper
+from nanoresearch.literature.source import LiteratureSource, Paper, SourceOptions, register
 from nanoresearch.literature.text import STOPWORDS, clean_text
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class LocalCorpus:
             path.read_text(encoding="utf-8"), append_middleware=[LatexDecodingMiddleware()]
         )
         for block in library.failed_blocks:
-            self._skip(path, f"entry at line {block.start_line + 1} is not valid BibTeX ({_first_line(block.error)})")
+            self._skip(path, f"entry at line {_line_number(block)} is not valid BibTeX ({_first_line(block.error)})")
         papers = []
         for entry in library.entries:
             try:
@@ -247,6 +247,11 @@ def _pdf_info(path: Path) -> dict[str, str]:
     return info
 
 
+def _line_number(block: Block) -> str:
+    """The block's 1-based line in its file (bibtexparser counts from 0 and may not know it)."""
+    return "?" if block.start_line is None else str(block.start_line + 1)
+
+
 def _first_line(message: object) -> str:
     lines = str(message).strip().splitlines()
     return lines[0] if lines else ""
@@ -266,3 +271,10 @@ def _build_index(papers: list[Paper]) -> sqlite3.Connection:
         [(rowid, paper.title, paper.abstract) for rowid, paper in enumerate(papers, start=1)],
     )
     return index
+
+
+@register("local")
+def _local(options: SourceOptions) -> LiteratureSource:
+    if options.corpus is None:
+        raise ConfigError("the local literature source needs a corpus folder", hint="pass corpus=<folder>")
+    return LocalCorpus(options.corpus)

@@ -12,10 +12,9 @@ import os
 import httpx
 from pydantic import BaseModel
 
-from nanoresearch.literature import SourceOptions, register
 from nanoresearch.literature.http import DEFAULT_TIMEOUT_S, get, new_client, parse_model, read_json
 from nanoresearch.literature.papers import make_paper
-from nanoresearch.literature.source import Paper
+from nanoresearch.literature.source import Paper, SourceOptions, register
 
 BASE_URL = "https://api.openalex.org"
 MAX_PER_PAGE = 200

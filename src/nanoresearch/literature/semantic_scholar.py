@@ -11,10 +11,9 @@ import os
 import httpx
 from pydantic import BaseModel, Field
 
-from nanoresearch.literature import SourceOptions, register
 from nanoresearch.literature.http import DEFAULT_TIMEOUT_S, get, new_client, parse_model, read_json
 from nanoresearch.literature.papers import make_paper
-from nanoresearch.literature.source import Paper
+from nanoresearch.literature.source import Paper, SourceOptions, register
 
 BASE_URL = "https://api.semanticscholar.org/graph/v1"
 MAX_LIMIT = 100

@@ -1,10 +1,20 @@
-"""The literature plug point: a source answers a query with papers; papers are data, never instructions."""
+"""The literature plug point: a source answers a query with papers; papers are data, never instructions.
+
+Sources are made by name from a registry: the built-ins, which literature/__init__.py imports,
+and the sources plug-ins add (see nanoresearch.plugins).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from nanoresearch.literature.http import DEFAULT_TIMEOUT_S
+from nanoresearch.plugins import SOURCES_GROUP, Registry
 
 
 class Paper(BaseModel):
@@ -26,3 +36,28 @@ class LiteratureSource(Protocol):
     name: str
 
     def search(self, query: str, limit: int = 10) -> list[Paper]: ...
+
+
+class SourceOptions(BaseModel):
+    """What a source factory may need; each source takes the parts it uses."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    client: httpx.Client | None = None  # shared connection pool; tests pass one over httpx.MockTransport
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    corpus: Path | None = None  # the folder of the local source
+
+
+SourceFactory = Callable[[SourceOptions], LiteratureSource]
+SOURCES: Registry[SourceFactory] = Registry(SOURCES_GROUP, "literature source")
+register = SOURCES.register
+
+
+def source_names() -> list[str]:
+    return SOURCES.names()
+
+
+def create_source(name: str, options: SourceOptions | None = None, **fields: object) -> LiteratureSource:
+    """The source registered as `name`, e.g. create_source("openalex", client=c) or create_source("local", corpus=p)."""
+    factory = SOURCES.lookup(name)
+    return factory((options or SourceOptions()).model_copy(update=fields))

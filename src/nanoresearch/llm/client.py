@@ -1,12 +1,14 @@
 """The one entry point the rest of NanoResearch uses to talk to a model.
 
 `LLM.complete()` resolves a stage to its endpoint and model, then for each call:
-reuse a recording when replay allows it, else call the provider with retries on transient errors
-(an endpoint that fails every retry is an EndpointUnavailableError); record the call; charge tokens
-and dollars to the ledger; and for structured calls validate the reply against the schema, give a
-reply cut off by the token limit more room once, and ask the model to repair it a bounded number of
-times. A reply that failed validation is recorded as a failure, which replay never serves as an
-answer, so a resumed or replayed run asks that question again.
+reuse a recording when replay allows it, else pass the run's budget gate (no live call once the
+run's tokens or dollars are spent, and `max_tokens` lowered to what is left) and call the provider
+with retries on transient errors (an endpoint that fails every retry is an EndpointUnavailableError);
+record the call and charge its tokens and dollars to the ledger in one transaction; and for
+structured calls validate the reply against the schema, give a reply cut off by the token limit
+more room once, and ask the model to repair it a bounded number of times. A reply that failed
+validation is recorded as a failure, which replay never serves as an answer, so a resumed or
+replayed run asks that question again; so is a reply the budget's lowered limit cut off.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from tenacity import (
@@ -28,18 +30,20 @@ from tenacity import (
 from nanoresearch.config import Settings
 from nanoresearch.errors import (
     EndpointUnavailableError,
+    NanoResearchError,
     ReplayMissError,
     StructuredOutputError,
     TransientLLMError,
 )
 from nanoresearch.llm import structured
-from nanoresearch.llm.pricing import call_cost
+from nanoresearch.llm.pricing import call_cost, model_price
 from nanoresearch.llm.provider import (
     LLMRequest,
     LLMResponse,
     Message,
     Provider,
     ProviderContext,
+    check_endpoint_kinds,
     create_provider,
 )
 from nanoresearch.llm.replay import ReplayProvider, call_key, split_replay_endpoint
@@ -49,6 +53,20 @@ from nanoresearch.store.models import LLMCall
 REDACTED = "[REDACTED]"
 # A structured reply cut off by the token limit is asked again once with twice the limit, at most this.
 MAX_RAISED_TOKENS = 8192
+# Why a reply cut short by the budget gate's lowered limit is recorded as no answer (replay skips it).
+CUT_BY_BUDGET = "cut off at the last tokens the budget allowed"
+
+
+class BudgetGate(Protocol):
+    """What the client asks the run's budget before each live call (compute.budget.ModelCallGate)."""
+
+    def room(self, usd_per_output_token: float | None) -> float:
+        """Tokens a call may still answer with; raises BudgetExhausted once the run's tokens or dollars are spent."""
+        ...
+
+    def spent_error(self) -> NanoResearchError:
+        """The stop to raise when a call's answer was cut off at the last tokens the budget allowed."""
+        ...
 
 
 class Completion(BaseModel):
@@ -92,8 +110,10 @@ class Spending(BaseModel):
         self.prompt_tokens += completion.prompt_tokens
         self.completion_tokens += completion.completion_tokens
         self.latency_s += completion.latency_s
-        known = self.cost_usd is not None and completion.cost_usd is not None
-        self.cost_usd = self.cost_usd + completion.cost_usd if known else None
+        if self.cost_usd is None or completion.cost_usd is None:
+            self.cost_usd = None
+        else:
+            self.cost_usd += completion.cost_usd
 
 
 class LLM:
@@ -106,7 +126,9 @@ class LLM:
         providers: dict[str, Provider] | None = None,
         replay_within_run: bool = False,
         adapters: Callable[[str], Any] | None = None,
+        budget: BudgetGate | None = None,
     ) -> None:
+        check_endpoint_kinds(settings)  # a typo in a kind stops here, not at that endpoint's first call
         self.settings = settings
         self.adapters = adapters
         self.store = store
@@ -116,6 +138,7 @@ class LLM:
         # twice, without letting another run's recordings stand in for fresh calls.
         self.replay_within_run = replay_within_run
         self._providers: dict[str, Provider] = dict(providers or {})
+        self.budget = budget  # the run's budget, checked before every live call; None: no limits
 
     def provider(self, endpoint: str) -> Provider:
         if endpoint not in self._providers:
@@ -202,13 +225,18 @@ class LLM:
                     # recording that fails the check today (made before failures were marked) is no answer.
                     if mode == "only":
                         raise
-        completion = self._live(endpoint, request)
+        sent = self._within_budget(request)
+        completion = self._live(endpoint, sent)
+        if self.budget is not None and completion.finish_reason == "length" and sent.max_tokens < request.max_tokens:
+            # Cut off by the budget, not by the caller's limit: paid and recorded, but no answer to use.
+            self._record(endpoint, stage, request, sent, completion, failure=CUT_BY_BUDGET)
+            raise self.budget.spent_error()
         try:
             done = judged(completion, judge)
         except RejectedReply as rejected:
-            self._record(endpoint, stage, request, completion, failure=rejected.problem)
+            self._record(endpoint, stage, request, sent, completion, failure=rejected.problem)
             raise
-        self._record(endpoint, stage, request, completion, failure=None)
+        self._record(endpoint, stage, request, sent, completion, failure=None)
         return done
 
     def _replayed(self, endpoint: str, request: LLMRequest, mode: str) -> Completion | None:
@@ -226,6 +254,18 @@ class LLM:
             prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
             cost_usd=0.0, replayed=True, prompt_ids=response.prompt_ids, output_ids=response.output_ids,
         )
+
+    def _within_budget(self, request: LLMRequest) -> LLMRequest:
+        """The budget gate every live call of a run passes: refused (BudgetExhausted) once the run's
+        tokens or dollars are spent, else allowed to answer at most what is left, so a run overruns
+        its budget by at most this one call's prompt. The call is charged when it is recorded."""
+        if self.budget is None:
+            return request
+        price = model_price(self.settings.prices, request.model)
+        room = self.budget.room(price.output / 1_000_000 if price else None)
+        if room >= request.max_tokens:
+            return request
+        return request.model_copy(update={"max_tokens": max(1, int(room))})
 
     def _live(self, endpoint: str, request: LLMRequest) -> Completion:
         started = time.perf_counter()
@@ -264,12 +304,14 @@ class LLM:
         )
 
     def _record(
-        self, endpoint: str, stage: str, request: LLMRequest, completion: Completion, failure: str | None
+        self, endpoint: str, stage: str, asked: LLMRequest, sent: LLMRequest, completion: Completion, failure: str | None
     ) -> None:
+        """Keyed by the call as asked, so a resume replays it, with the request as sent (the budget may have
+        lowered its max_tokens)."""
         secrets = self._secret_values()
         call = LLMCall(
-            key=call_key(endpoint, request), user_id=self.user_id, run_id=self.run_id, stage=stage,
-            provider=endpoint, model=request.model, request=json.loads(redact(request.model_dump_json(), secrets)),
+            key=call_key(endpoint, asked), user_id=self.user_id, run_id=self.run_id, stage=stage,
+            provider=endpoint, model=sent.model, request=json.loads(redact(sent.model_dump_json(), secrets)),
             response_text=redact(completion.text, secrets), finish_reason=completion.finish_reason, failure=failure,
             prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
             cost_usd=completion.cost_usd, latency_s=completion.latency_s,

@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nanoresearch.llm.local import (
+from nanoresearch.llm.local_model import (
     LoadedModel,
     Sampling,
-    _torch,
+    import_torch,
     make_generator,
-    make_stepper,
     penalize_repeats,
     pick_token,
 )
@@ -35,7 +34,7 @@ class VocabMasks:
     """Boolean masks over the vocabulary, computed once per loaded model."""
 
     def __init__(self, lm: LoadedModel, size: int) -> None:
-        torch = _torch()
+        torch = import_torch()
         tokenizer = lm.tokenizer
         count = min(len(tokenizer), size)
         texts = tokenizer.batch_decode([[i] for i in range(count)]) + [""] * (size - count)
@@ -63,9 +62,12 @@ def vocab_masks(lm: LoadedModel, size: int) -> VocabMasks:
     return lm.json_masks
 
 
-def generate_json(lm: LoadedModel, prompt: list[int], request: LLMRequest, sampling: Sampling) -> tuple[str, list[int], str]:
-    """The JSON text and the token ids the model was fed as its output (forced and chosen alike)."""
-    writer = JsonWriter(lm, prompt, request, sampling)
+def generate_json(lm: LoadedModel, stepper: Any, request: LLMRequest, sampling: Sampling) -> tuple[str, list[int], str]:
+    """The JSON text and the token ids the model was fed as its output (forced and chosen alike).
+
+    `stepper` is a fresh stepper over the prompt (either engine's; see local.make_stepper).
+    """
+    writer = JsonWriter(lm, stepper, request, sampling)
     writer.value(request.json_schema or {})
     writer.flush()
     finish = "length" if writer.used >= request.max_tokens else "stop"
@@ -73,12 +75,12 @@ def generate_json(lm: LoadedModel, prompt: list[int], request: LLMRequest, sampl
 
 
 class JsonWriter:
-    def __init__(self, lm: LoadedModel, prompt: list[int], request: LLMRequest, sampling: Sampling) -> None:
+    def __init__(self, lm: LoadedModel, stepper: Any, request: LLMRequest, sampling: Sampling) -> None:
         self.lm = lm
         self.sampling = sampling
         self.chosen: list[int] = []  # tokens the model picked (not forced), for the repeat penalty
         self.root = request.json_schema or {}
-        self.stepper = make_stepper(lm, prompt)
+        self.stepper = stepper
         self.masks = vocab_masks(lm, self.stepper.logits.shape[-1])
         self.temperature = sampling.temperature
         self.generator = make_generator(sampling.seed)
@@ -245,7 +247,7 @@ class JsonWriter:
         if len(encoded) == 1:
             self.force(encoded[0])
             return
-        torch = _torch()
+        torch = import_torch()
         scores = torch.tensor([self.stepper.score(self._ids(text)) for text in encoded])
         if self.temperature <= 0:
             index = int(scores.argmax())
@@ -261,7 +263,7 @@ def _bounds(schema: dict[str, Any]) -> tuple[float | None, float | None]:
     low = schema.get("minimum", schema.get("exclusiveMinimum"))
     high = schema.get("maximum", schema.get("exclusiveMaximum"))
     if "exclusiveMinimum" in schema and "minimum" not in schema:
-        low = low + 1
+        low = schema["exclusiveMinimum"] + 1
     if "exclusiveMaximum" in schema and "maximum" not in schema:
-        high = high - 1
+        high = schema["exclusiveMaximum"] - 1
     return low, high

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nanoresearch.llm.local import LoadedModel, _torch, stop_ids_of
+from nanoresearch.llm.local_model import LoadedModel, import_torch, stop_ids_of
 
 CONTEXT_TOKENS = 8192  # SmolLM2 was trained with 8k positions
 
@@ -65,4 +65,4 @@ class LlamaCppStepper:
         import numpy as np
 
         view = np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=(self.llama.n_vocab(),))
-        return _torch().from_numpy(view.copy())
+        return import_torch().from_numpy(view.copy())

@@ -18,13 +18,13 @@ from pydantic import BaseModel, Field, ValidationError
 from nanoresearch.config import is_loopback_url
 from nanoresearch.errors import (
     AuthError,
-    ConfigError,
     FatalLLMError,
     LLMTimeoutError,
     ModelNotFoundError,
     RequestRejectedError,
     TransientLLMError,
 )
+from nanoresearch.plugins import PROVIDERS_GROUP, Registry
 
 if TYPE_CHECKING:
     from nanoresearch.config import EndpointSettings, Settings
@@ -84,39 +84,40 @@ class ProviderContext:
 
 
 ProviderFactory = Callable[[str, "EndpointSettings", ProviderContext], Provider]
-_REGISTRY: dict[str, ProviderFactory] = {}
 
 
-def register(kind: str) -> Callable[[ProviderFactory], ProviderFactory]:
-    """Register a provider factory under `kind` (the `kind` field of an endpoint)."""
-
-    def decorator(factory: ProviderFactory) -> ProviderFactory:
-        _REGISTRY[kind] = factory
-        return factory
-
-    return decorator
+# The `kind` of an endpoint names one of these: the built-ins, which llm/__init__.py imports, and
+# the kinds plug-ins add (see nanoresearch.plugins).
+PROVIDERS: Registry[ProviderFactory] = Registry(PROVIDERS_GROUP, "provider kind")
+register = PROVIDERS.register
 
 
 def provider_kinds() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return PROVIDERS.names()
 
 
 def create_provider(name: str, endpoint: EndpointSettings, ctx: ProviderContext) -> Provider:
-    _load_builtins()
-    try:
-        factory = _REGISTRY[endpoint.kind]
-    except KeyError:
-        raise ConfigError(
-            f"unknown provider kind {endpoint.kind!r} for endpoint {name!r}",
-            hint=f"known kinds: {', '.join(sorted(_REGISTRY))}",
-        ) from None
+    factory = PROVIDERS.lookup(endpoint.kind, **_naming(name, endpoint, ctx.settings))
     return factory(name, endpoint, ctx)
 
 
-def _load_builtins() -> None:
-    # Importing registers them; vendor SDKs are imported lazily inside each provider.
-    from nanoresearch.llm import anthropic_api, local, openai_compat  # noqa: F401
+def check_endpoint_kinds(settings: Settings) -> None:
+    """Every configured endpoint names a known provider kind (no plug-in is imported for this).
+
+    The settings cannot check it when they load (config sits below llm/), so whoever is about to
+    call models checks it first: a typo then stops a run at once, not at the endpoint's first call.
+    """
+    for name, endpoint in settings.endpoints.items():
+        PROVIDERS.require(endpoint.kind, **_naming(name, endpoint, settings))
+
+
+def _naming(name: str, endpoint: EndpointSettings, settings: Settings) -> dict[str, str]:
+    # An unknown kind's error names the setting, the file that holds it and how to fix it.
+    return {
+        "where": f" for endpoint {name!r} (endpoints.{name}.kind)",
+        "fix": f"set endpoints.{name}.kind in {settings.config_file} to one of them, or install the plug-in "
+        f"package that provides {endpoint.kind!r} (entry point group {PROVIDERS_GROUP})",
+    }
 
 
 def error_for_status(endpoint: str, model: str, status: int, detail: str) -> Exception:

@@ -15,6 +15,7 @@ import json
 from nanoresearch.errors import ReplayMissError
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
 from nanoresearch.store import Store
+from nanoresearch.store.budget import format_budget
 
 PREFIX = "replay"
 
@@ -82,7 +83,7 @@ def export_recording(store: Store, user_id: int, run_id: str) -> dict:
     """A run's LLM calls as a portable recording (secrets were redacted when they were stored)."""
     calls = [call.model_dump(exclude={"user_id", "run_id"}) for call in store.llm_calls(user_id, run_id)]
     run = store.get_run(run_id)
-    return {"version": RECORDING_VERSION, "run_id": run_id, "goal": run.goal, "budget": run.config.get("budget"),
+    return {"version": RECORDING_VERSION, "run_id": run_id, "goal": run.goal, "budget": format_budget(run.options.budget),
             "calls": calls}
 
 

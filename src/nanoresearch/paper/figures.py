@@ -11,10 +11,12 @@ import textwrap
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from pydantic import BaseModel
 
@@ -101,7 +103,8 @@ def ids(trials: list[TrialPoint]) -> list[int]:
 
 
 def scores(trials: list[TrialPoint]) -> list[float]:
-    return [t.score for t in trials]
+    """The scores of scored trials (what the callers pass), in order."""
+    return [t.score for t in trials if t.score is not None]
 
 
 def running_best(results: Results) -> tuple[list[int], list[float]]:
@@ -196,7 +199,7 @@ def draw_condition(ax: Axes, x: int, condition: Condition) -> None:
 
 def error_bar(condition: Condition) -> list[list[float]]:
     """Distances below and above the mean, as matplotlib's asymmetric `yerr` wants them."""
-    if condition.ci95 is not None:
+    if condition.ci95 is not None and condition.mean is not None:  # an interval always comes with a mean
         low, high = condition.ci95
         return [[condition.mean - low], [high - condition.mean]]
     spread = condition.std or 0.0
@@ -355,7 +358,8 @@ def annotate_empty(ax: Axes, message: str, value_axis: Axis) -> None:
 
 def add_legend(ax: Axes) -> None:
     handles, labels = ax.get_legend_handles_labels()
-    drawn = [(h, label) for h, label in zip(handles, labels) if len(h.get_xdata())]  # skip empty series
+    # every labelled series here is a line; skip the empty ones
+    drawn = [(h, label) for h, label in zip(handles, labels) if isinstance(h, Line2D) and np.size(h.get_xdata())]
     if drawn:
         ax.legend(*zip(*drawn), fontsize=8, loc="best")
 

@@ -60,7 +60,10 @@ class Results(BaseModel):
     task: str
     metric: str
     direction: Literal["maximize", "minimize"]
-    success: bool  # at least one trial passed the evaluator
+    # A kept change beat the baseline (and the run matrix, where it compared them, agrees): the only
+    # outcome a paper may present as an improvement. Anything else gets the negative-result report.
+    success: bool
+    evaluated: bool = False  # at least one loop trial passed the evaluator
     best_trial_id: int | None = None
     trials: list[TrialPoint] = Field(default_factory=list)
     conditions: list[Condition] = Field(default_factory=list)

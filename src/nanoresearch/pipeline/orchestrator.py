@@ -23,7 +23,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
-from nanoresearch.errors import EndpointUnavailableError, NanoResearchError
+from nanoresearch.errors import BudgetExhausted, EndpointUnavailableError, NanoResearchError
 from nanoresearch.pipeline.coevolution.distill import distill_skills
 from nanoresearch.pipeline.coevolution.planner import StagePlan, plan_stage
 from nanoresearch.pipeline.coevolution.recall import count_uses
@@ -36,7 +36,9 @@ from nanoresearch.pipeline.stages.ideation import run_ideation
 from nanoresearch.pipeline.stages.planning import run_planning
 from nanoresearch.pipeline.stages.review import run_review
 from nanoresearch.pipeline.stages.writing import run_writing
+from nanoresearch.pipeline.stopped import REPORT, stop_for_budget
 from nanoresearch.policy.train import after_feedback, at_end_of_run
+from nanoresearch.runs import lifecycle
 
 
 @dataclass(frozen=True)
@@ -75,40 +77,43 @@ class Unattended:
 
 
 def run_pipeline(ctx: RunContext, gate: FeedbackGate) -> None:
-    ctx.store.set_run_status(ctx.run.id, "running")
-    ctx.log("run_start", goal=ctx.options.goal)
-    for stage in STAGES:
-        with stopping_cleanly(ctx, stage.name):
-            if ctx.done(stage.name, "stage") is None:
-                run_stage(ctx, stage, gate)
-            if ctx.done(stage.name, "memory") is None:
-                ctx.mark(stage.name, "memory", {"records": reflect(ctx, stage.name)})
-    with stopping_cleanly(ctx, "run"):
-        if ctx.done("run", "skills") is None:
-            ctx.mark("run", "skills", {"outcomes": [o.model_dump() for o in distill_skills(ctx)]})
-        if ctx.done("run", "policy") is None:
-            ctx.mark("run", "policy", {"rounds": train_planner(ctx)})
-    ctx.store.set_run_status(ctx.run.id, "done")
+    if ctx.run.stop_reason == "budget":  # resumed with more budget: the stop's report is no longer the outcome
+        (ctx.workspace / REPORT).unlink(missing_ok=True)
+    with lifecycle(ctx.store, ctx.run.id):  # running, then done; a stop leaves it paused, stopped or failed
+        ctx.log("run_start", goal=ctx.run.goal)
+        for stage in STAGES:
+            with stopping_cleanly(ctx, stage.name):
+                if ctx.done(stage.name, "stage") is None:
+                    run_stage(ctx, stage, gate)
+                if ctx.done(stage.name, "memory") is None:
+                    ctx.mark(stage.name, "memory", {"records": reflect(ctx, stage.name)})
+        with stopping_cleanly(ctx, "run"):
+            if ctx.done("run", "skills") is None:
+                ctx.mark("run", "skills", {"outcomes": [o.model_dump() for o in distill_skills(ctx)]})
+            if ctx.done("run", "policy") is None:
+                ctx.mark("run", "policy", {"rounds": train_planner(ctx)})
     ctx.log("run_done")
 
 
 @contextmanager
 def stopping_cleanly(ctx: RunContext, stage: str) -> Iterator[None]:
-    """Whatever stops a stage, at any point (its plan included), is recorded before it propagates:
-    Ctrl-C, SIGTERM and an unreachable model pause the run (resume continues); anything else, a bug
-    included, fails the stage and the run with the error, so no run is left `running` by a dead process."""
+    """Whatever stops a stage, at any point (its plan included), is recorded with the stage before it
+    propagates (runs.lifecycle then records it with the run): Ctrl-C, SIGTERM and an unreachable model
+    pause it; anything else, a bug included, fails the stage with the error. A spent budget stops the
+    run (`stopped: budget`) with a report written by code."""
     try:
         yield
+    except BudgetExhausted as exc:
+        stop_for_budget(ctx, stage, exc)
+        raise
     except (KeyboardInterrupt, EndpointUnavailableError) as exc:
         reason = exc.message if isinstance(exc, NanoResearchError) else "interrupted"
-        ctx.store.set_run_status(ctx.run.id, "paused")
         ctx.log("run_paused", stage=stage, reason=reason)
         raise
     except Exception as exc:
         message = exc.message if isinstance(exc, NanoResearchError) else f"{type(exc).__name__}: {exc}"
         if stage != "run":
             ctx.store.save_step(ctx.run.id, stage, "stage", "failed", {"error": message})
-        ctx.store.set_run_status(ctx.run.id, "failed")
         ctx.log("stage_failed", stage=stage, error=message)
         raise
 

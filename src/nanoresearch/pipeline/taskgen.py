@@ -16,7 +16,6 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from functools import partial
 from pathlib import Path
 from textwrap import dedent
 from typing import Annotated, Literal
@@ -124,7 +123,7 @@ def recipe_prompt(ctx: RunContext, plan: StagePlan, hypothesis: str) -> str:
     datasets = [f"- {name} ({d.kind}): {d.about}" for name, d in DATASETS.items()]
     metrics = [f"- {kind}: {', '.join(names)}" for kind, names in METRICS.items()]
     return "\n".join([
-        f"Research goal: {ctx.options.goal}",
+        f"Research goal: {ctx.run.goal}",
         f"Hypothesis to test: {hypothesis}",
         f"Plan:\n{plan.text()}",
         "",
@@ -223,7 +222,7 @@ def try_recipe(task: Task) -> Outcome:
             # the scratch path is random: keep it out of the repair prompt, which a resume must replay
             tail = (stderr or stdout)[-600:].replace(str(workdir), "<trial>")
             return Outcome(failure="crash", detail=f"{RECIPE} exited with code {code}: {tail}")
-        outcome = run_evaluator(task, workdir, partial(run_sandboxed, readonly=[workdir]))
+        outcome = run_evaluator(task, workdir)
         return outcome.model_copy(update={"detail": outcome.detail.replace(str(workdir), "<trial>")})
 
 

@@ -36,7 +36,9 @@ from pydantic import BaseModel, ValidationError
 
 from nanoresearch.config import Settings
 from nanoresearch.errors import LLMError, UserError
-from nanoresearch.llm.local import LoadedModel, converted_folder, load_model, resolve_source
+from nanoresearch.llm.local import load_model
+from nanoresearch.llm.local_model import LoadedModel, converted_folder, resolve_source
+from nanoresearch.policy.metrics import UpdateMetrics
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +124,9 @@ def planner_base(settings: Settings) -> PlannerBase:
 
 def fresh_base(base: PlannerBase) -> LoadedModel:
     """A private copy of the base model: LoRA layers go into it, never into the shared one."""
-    from nanoresearch.llm.local import _load_hf_folder
+    from nanoresearch.llm.local_model import load_hf_folder
 
-    return _load_hf_folder(base.folder)
+    return load_hf_folder(base.folder)
 
 
 # versions and the active pointer
@@ -173,6 +175,13 @@ def read_meta(paths: PolicyPaths, version: int) -> VersionMeta:
     except (OSError, ValueError, ValidationError) as exc:
         raise AdapterError(f"adapter v{version}: {path} is unreadable ({str(exc).splitlines()[0]})") from None
 
+
+def read_metrics(paths: PolicyPaths, version: int) -> UpdateMetrics | None:
+    """The figures measured for `version` (gap, probe margins, drift), or None when missing or unreadable."""
+    try:
+        return UpdateMetrics.model_validate_json((paths.version(version) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 def check_version(paths: PolicyPaths, version: int, base: PlannerBase) -> VersionMeta:
     """The version's metadata, if its files are all there and it was made for this base model."""

@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from nanoresearch.llm.local import LoadedModel, prompt_ids
+from nanoresearch.llm.local_model import LoadedModel, prompt_ids
 from nanoresearch.llm.provider import Message
 from nanoresearch.policy.metrics import Drift, Gap, ProbePair, ProbeSet, Snapshot
 from nanoresearch.policy.prompt import SYSTEM

@@ -214,7 +214,7 @@ def batches(count: int, size: int, steps: int, seed: int) -> Iterator[list[int]]
     rng = random.Random(seed)
     order: list[int] = []
     for _ in range(steps):
-        batch = []
+        batch: list[int] = []
         while len(batch) < min(size, count):
             if not order:
                 order = rng.sample(range(count), count)

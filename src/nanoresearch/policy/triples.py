@@ -15,15 +15,18 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from nanoresearch.errors import UserError
-from nanoresearch.llm.local import LoadedModel, prompt_ids, split_adapter
+from nanoresearch.llm.local import split_adapter
+from nanoresearch.llm.local_model import LoadedModel, prompt_ids
 from nanoresearch.llm.provider import Message
 from nanoresearch.store import Store
+from nanoresearch.store.models import StagePlanRecord
 
 HINDSIGHT = "[HINDSIGHT CONTEXT] The user replied to your previous answer for stage {stage}: {feedback}. Use it."
 # A reply that says nothing: the teacher shown it measures how much any comment at all moves the
@@ -58,7 +61,7 @@ def triples_from_store(store: Store, user_id: int, model: str) -> tuple[list[Tri
             continue  # a bare approval carries nothing to learn
         plan = plans.get(row.plan_id) if row.plan_id is not None else None
         reason = _unusable(plan, row.plan_id, model)
-        if reason:
+        if reason or plan is None:  # no plan always has a reason
             skipped.append(Skipped(feedback_id=row.id, reason=reason))
             continue
         triples.append(Triple(
@@ -68,7 +71,7 @@ def triples_from_store(store: Store, user_id: int, model: str) -> tuple[list[Tri
     return triples, skipped
 
 
-def _unusable(plan: Any, plan_id: int | None, model: str) -> str:
+def _unusable(plan: StagePlanRecord | None, plan_id: int | None, model: str) -> str:
     if plan_id is None:
         return "no planner call was recorded for this stage"
     if plan is None:
@@ -163,6 +166,6 @@ class ReplayBuffer:
         kept = [t for t in self.state.triples if t.feedback_id not in {n.feedback_id for n in triples}]
         self.state.triples = [*kept, *triples][-self.capacity:]
 
-    def sample(self, count: int, rng: random.Random, exclude: set[int] = frozenset()) -> list[Triple]:
+    def sample(self, count: int, rng: random.Random, exclude: Collection[int] = frozenset()) -> list[Triple]:
         candidates = [t for t in self.state.triples if t.feedback_id not in exclude]
         return rng.sample(candidates, min(count, len(candidates)))

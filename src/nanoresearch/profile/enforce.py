@@ -6,9 +6,12 @@ ledger and `plan_trial` (compute/budget.py) enforce the profile's caps like any 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from nanoresearch.compute.budget import Budget, parse_budget
 from nanoresearch.errors import UserError
 from nanoresearch.profile.models import Profile
+from nanoresearch.store.budget import format_budget
 
 
 def capped_budget(budget: Budget, profile: Profile) -> tuple[Budget, list[str]]:
@@ -37,24 +40,6 @@ def cap_budget_text(text: str, profile: Profile) -> tuple[str, list[str]]:
     return format_budget(budget), notes
 
 
-def format_budget(budget: Budget) -> str:
-    """The inverse of `parse_budget`: Budget(trials=6, wall_s=1200) -> 'trials=6,wall=20m'."""
-    parts = []
-    for unit, value in budget.model_dump(exclude_none=True).items():
-        if unit == "wall_s":
-            parts.append(f"wall={_plain(value / 60)}m" if value % 60 == 0 else f"wall={_plain(value)}s")
-        else:
-            parts.append(f"{unit}={_plain(value)}")
-    return ",".join(parts)
-
-
-def _plain(value: float) -> str:
-    # parse_budget reads plain decimals only (no exponents), so never print "1e+06".
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.12f}".rstrip("0").rstrip(".")
-
-
 def check_allowed(profile: Profile, *, gpus: int = 0, executor: str = "local") -> None:
     """Refuse, before anything runs, a run that uses what the profile forbids."""
     forbid = profile.hard_constraints.forbid
@@ -67,6 +52,6 @@ def check_allowed(profile: Profile, *, gpus: int = 0, executor: str = "local") -
                         hint=f"use --executor local, or allow it with `{how} {_without(forbid, executor)}`")
 
 
-def _without(forbid: list[str], item: str) -> str:
+def _without(forbid: Sequence[str], item: str) -> str:
     rest = [f for f in forbid if f != item]
     return ",".join(rest) if rest else "none"

@@ -20,15 +20,20 @@ from pathlib import Path
 from nanoresearch.errors import StoreError
 from nanoresearch.store.knowledge_models import IndexEntry, KnowledgeKind, MemoryRecord, Skill, SkillFileState
 from nanoresearch.store.models import (
+    Charge,
     Feedback,
     FeedbackAction,
     LedgerKind,
     LLMCall,
     Run,
+    RunKind,
+    RunOptions,
     RunStatus,
+    RunSummary,
     StagePlanRecord,
     Step,
     StepStatus,
+    StopReason,
     Trial,
 )
 
@@ -106,10 +111,16 @@ class Store:
         return self._conn.execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self) -> int:
-        """Apply pending migrations; safe when several processes open a new database at once."""
+        """Apply pending migrations; safe when several processes open a new database at once.
+
+        A current schema is seen without taking the write lock: opening the store (as each dashboard
+        thread does) never waits for another process's long write."""
+        known = migrations()
+        if known and self.schema_version() >= known[-1][0]:
+            return self.schema_version()
         with self.transaction() as conn:
             current = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, sql in migrations():
+            for number, sql in known:
                 if number <= current:
                     continue
                 for statement in split_statements(sql):
@@ -139,13 +150,14 @@ class Store:
 
     # runs and checkpoints
 
-    def create_run(self, run_id: str, project_id: int, goal: str, workspace: str, config: dict) -> Run:
+    def create_run(self, run_id: str, project_id: int, goal: str, workspace: str, options: RunOptions | None = None,
+                   *, kind: RunKind = "research") -> Run:
         stamp = now()
         with self.transaction() as conn:
             conn.execute(
-                "INSERT INTO runs (id, project_id, goal, status, workspace, config_json, created_at, updated_at)"
-                " VALUES (?, ?, ?, 'created', ?, ?, ?, ?)",
-                (run_id, project_id, goal, workspace, json.dumps(config), stamp, stamp),
+                "INSERT INTO runs (id, project_id, kind, goal, status, workspace, options_json, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'created', ?, ?, ?, ?)",
+                (run_id, project_id, kind, goal, workspace, (options or RunOptions()).model_dump_json(), stamp, stamp),
             )
         return self.get_run(run_id)
 
@@ -163,13 +175,49 @@ class Store:
         )
         return [_run(row) for row in rows]
 
-    def set_run_status(self, run_id: str, status: RunStatus) -> None:
-        with self.transaction() as conn:
-            conn.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", (status, now(), run_id))
+    def run_summaries(self, user_id: int) -> dict[str, RunSummary]:
+        """Per run of the user: latest stage, kept-score extremes, baseline score, tokens and dollars.
+        One query, so that listing a thousand runs does not read every trial of each."""
+        rows = self._conn.execute(
+            "SELECT runs.id,"
+            " (SELECT stage FROM steps WHERE steps.run_id = runs.id ORDER BY steps.id DESC LIMIT 1),"
+            " (SELECT MAX(score) FROM trials WHERE trials.run_id = runs.id AND kept AND score IS NOT NULL),"
+            " (SELECT MIN(score) FROM trials WHERE trials.run_id = runs.id AND kept AND score IS NOT NULL),"
+            " (SELECT score FROM trials WHERE trials.run_id = runs.id AND proposer = 'baseline' AND status = 'done'"
+            "  ORDER BY trials.id LIMIT 1),"
+            " (SELECT SUM(amount) FROM ledger WHERE ledger.run_id = runs.id AND ledger.user_id = ? AND kind = 'tokens'),"
+            " (SELECT SUM(amount) FROM ledger WHERE ledger.run_id = runs.id AND ledger.user_id = ? AND kind = 'usd')"
+            " FROM runs JOIN projects ON projects.id = runs.project_id WHERE projects.user_id = ?",
+            (user_id, user_id, user_id),
+        )
+        return {r[0]: RunSummary(run_id=r[0], stage=r[1] or "", best_max=r[2], best_min=r[3], baseline=r[4],
+                                 tokens=r[5] or 0.0, usd=r[6] or 0.0) for r in rows}
 
-    def set_run_config(self, run_id: str, config: dict) -> None:
+    def set_run_status(self, run_id: str, status: RunStatus) -> None:
+        """A new status ends any stop: a stopped run that is resumed runs again."""
         with self.transaction() as conn:
-            conn.execute("UPDATE runs SET config_json = ?, updated_at = ? WHERE id = ?", (json.dumps(config), now(), run_id))
+            conn.execute("UPDATE runs SET status = ?, stop_reason = NULL, updated_at = ? WHERE id = ?",
+                         (status, now(), run_id))
+
+    def stop_run(self, run_id: str, reason: StopReason) -> None:
+        """The run stopped before its end for `reason`; it is paused, so that resume can continue it."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET status = 'paused', stop_reason = ?, updated_at = ? WHERE id = ?",
+                         (reason, now(), run_id))
+
+    def active_seconds(self, run_id: str) -> float:
+        """How long the run has been running, paused time excluded (kept by migration 0008's trigger)."""
+        row = self._conn.execute(
+            "SELECT active_s + CASE WHEN status = 'running' AND running_since IS NOT NULL"
+            " THEN max(0, (julianday('now') - 2440587.5) * 86400.0 - running_since) ELSE 0 END FROM runs WHERE id = ?",
+            (run_id,),
+        ).fetchone()
+        return row[0] if row else 0.0
+
+    def set_run_options(self, run_id: str, options: RunOptions) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET options_json = ?, updated_at = ? WHERE id = ?",
+                         (options.model_dump_json(), now(), run_id))
 
     def save_step(self, run_id: str, stage: str, step: str, status: StepStatus, payload: dict | None = None) -> None:
         stamp = now()
@@ -199,7 +247,7 @@ class Store:
     def record_llm_call(self, call: LLMCall) -> int:
         """Store a call and charge its tokens and dollars to the ledger, all or nothing."""
         with self.transaction() as conn:
-            call_id = conn.execute(
+            call_id = _inserted_id(conn.execute(
                 "INSERT INTO llm_calls (key, user_id, run_id, stage, provider, model, request_json,"
                 " response_text, finish_reason, failure, prompt_tokens, completion_tokens, cost_usd, latency_s,"
                 " prompt_ids_json, output_ids_json, created_at)"
@@ -208,8 +256,8 @@ class Store:
                  json.dumps(call.request, sort_keys=True), call.response_text, call.finish_reason, call.failure,
                  call.prompt_tokens, call.completion_tokens, call.cost_usd, call.latency_s,
                  _json_or_null(call.prompt_ids), _json_or_null(call.output_ids), now()),
-            ).lastrowid
-            charges = [("tokens", call.prompt_tokens + call.completion_tokens)]
+            ))
+            charges: list[tuple[str, float]] = [("tokens", call.prompt_tokens + call.completion_tokens)]
             if call.cost_usd:
                 charges.append(("usd", call.cost_usd))
             for kind, amount in charges:
@@ -246,10 +294,10 @@ class Store:
     def add_trial(self, trial: Trial) -> Trial:
         with self.transaction() as conn:
             placeholders = ", ".join("?" for _ in _TRIAL_COLUMNS)
-            trial_id = conn.execute(
+            trial_id = _inserted_id(conn.execute(
                 f"INSERT INTO trials ({', '.join(_TRIAL_COLUMNS)}, created_at) VALUES ({placeholders}, ?)",
                 (*_trial_values(trial), now()),
-            ).lastrowid
+            ))
         return self.trial(trial_id)
 
     def update_trial(self, trial: Trial) -> None:
@@ -274,15 +322,16 @@ class Store:
         """The planner's call for a stage; a stage re-planned after a redirect replaces its row."""
         with self.transaction() as conn:
             conn.execute("DELETE FROM stage_plans WHERE run_id = ? AND stage = ?", (plan.run_id, plan.stage))
-            return conn.execute(
+            return _inserted_id(conn.execute(
                 "INSERT INTO stage_plans (user_id, run_id, stage, provider, model, prompt_json, prompt_ids_json,"
                 " output_text, output_ids_json, plan_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (plan.user_id, plan.run_id, plan.stage, plan.provider, plan.model, json.dumps(plan.prompt),
                  _json_or_null(plan.prompt_ids), plan.output_text, _json_or_null(plan.output_ids),
                  json.dumps(plan.plan), now()),
-            ).lastrowid
+            ))
 
     def stage_plans(self, user_id: int, run_id: str | None = None) -> list[StagePlanRecord]:
+        args: list[object]  # SQL parameters of mixed types
         sql, args = "SELECT * FROM stage_plans WHERE user_id = ?", [user_id]
         if run_id is not None:
             sql, args = sql + " AND run_id = ?", [*args, run_id]
@@ -297,9 +346,10 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (user_id, run_id, stage, action, text, plan_id, now()),
             )
-            return cursor.lastrowid
+            return _inserted_id(cursor)
 
     def feedback(self, user_id: int, run_id: str | None = None) -> list[Feedback]:
+        args: list[object]  # SQL parameters of mixed types
         sql, args = "SELECT * FROM feedback WHERE user_id = ?", [user_id]
         if run_id is not None:
             sql, args = sql + " AND run_id = ?", [*args, run_id]
@@ -326,6 +376,14 @@ class Store:
                 "SELECT kind, SUM(amount) FROM ledger WHERE user_id = ? AND run_id = ? GROUP BY kind", (user_id, run_id)
             )
         return {kind: total for kind, total in rows}
+
+    def charges(self, user_id: int, run_id: str) -> list[Charge]:
+        """Every charge to one run, oldest first: the dashboard splits them per stage and per trial."""
+        rows = self._conn.execute(
+            "SELECT kind, amount, source, created_at FROM ledger WHERE user_id = ? AND run_id = ? ORDER BY id",
+            (user_id, run_id),
+        )
+        return [Charge(kind=r["kind"], amount=r["amount"], source=r["source"], created_at=r["created_at"]) for r in rows]
 
     # --- knowledge --- skill index and memory records (knowledge/skillbank.py, memory.py, retrieval.py).
     # Scope is applied here, in SQL: a user's own rows plus rows shared on purpose, never another's.
@@ -420,7 +478,7 @@ class Store:
 
     def add_memory(self, record: MemoryRecord, document: str) -> int:
         with self.transaction() as conn:
-            memory_id = conn.execute(
+            memory_id = _inserted_id(conn.execute(
                 "INSERT INTO memories (user_id, project_id, visibility, type, text, conditions_json, evidence_json,"
                 " tags_json, stages_json, importance, confidence, support, contradictions, document, created_at,"
                 " updated_at, reinforced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -429,7 +487,7 @@ class Store:
                  json.dumps(record.tags), json.dumps(record.stages), record.importance, record.confidence,
                  record.support, record.contradictions, document, record.created.isoformat(),
                  record.updated.isoformat(), record.reinforced.isoformat()),
-            ).lastrowid
+            ))
             self._bump(conn, "memory")
             return memory_id
 
@@ -447,6 +505,7 @@ class Store:
 
         A project narrows to that project's records plus the user-wide ones (no project).
         """
+        args: list[object]  # SQL parameters of mixed types
         sql, args = "SELECT * FROM memories WHERE (user_id = ? OR visibility = 'shared')", [user_id]
         if ids is not None:
             sql, args = sql + f" AND id IN ({', '.join('?' for _ in ids)})", [*args, *ids]
@@ -540,8 +599,9 @@ def _trial(row: sqlite3.Row) -> Trial:
 
 def _run(row: sqlite3.Row) -> Run:
     return Run(
-        id=row["id"], project_id=row["project_id"], goal=row["goal"], status=row["status"],
-        workspace=row["workspace"], config=json.loads(row["config_json"]),
+        id=row["id"], project_id=row["project_id"], kind=row["kind"], goal=row["goal"], status=row["status"],
+        workspace=row["workspace"], options=RunOptions.model_validate_json(row["options_json"]),
+        stop_reason=row["stop_reason"],
         created_at=row["created_at"], updated_at=row["updated_at"],
     )
 
@@ -564,6 +624,13 @@ def _stage_plan(row: sqlite3.Row) -> StagePlanRecord:
         output_text=row["output_text"], output_ids=_json_or_none(row["output_ids_json"]),
         plan=json.loads(row["plan_json"]), created_at=row["created_at"],
     )
+
+
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just wrote (sqlite3 leaves lastrowid None only before any insert)."""
+    if cursor.lastrowid is None:
+        raise StoreError("the database wrote no row")
+    return cursor.lastrowid
 
 
 def _json_or_null(value: object) -> str | None:

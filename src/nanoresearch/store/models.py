@@ -4,21 +4,49 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 
+from nanoresearch.store.budget import Budget, parse_budget
+
+# A research run (`nanoresearch run`: the staged pipeline) or a trial session (`nanoresearch trials run`).
+RunKind = Literal["research", "trials"]
 RunStatus = Literal["created", "running", "paused", "failed", "done"]
+# Why a `paused` run stopped when nobody paused it: a unit of its budget is spent (resume --budget).
+StopReason = Literal["budget"]
 StepStatus = Literal["running", "done", "failed"]
 FeedbackAction = Literal["approve", "comment", "redirect"]
-LedgerKind = Literal["tokens", "usd", "gpu_hours", "cpu_hours", "wall_s"]
+# trial_s: the time trials ran, summed (wall time is the run's clock, see Store.active_seconds).
+LedgerKind = Literal["tokens", "usd", "gpu_hours", "cpu_hours", "trial_s"]
+
+
+class RunOptions(BaseModel):
+    """How a run was started, stored with it so that continuing it rebuilds the same run."""
+
+    task: str | None = None  # the task folder; a research run without one generates it in planning
+    budget: Budget = Budget(trials=6, wall_s=1200)
+    executor: str = "local"
+    parallel: int = Field(1, ge=1, le=16)
+    max_debug: int = Field(1, ge=0, le=10)
+    offline: bool = False  # research: search only the local corpus
+    corpus: str | None = None  # research: a local folder of papers
+    direction: Literal["maximize", "minimize"] = "maximize"  # which way the task's score improves
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _budget_from_text(cls, value: object) -> object:
+        """Text as users type it ("trials=6,wall=20m"), as research runs stored it before schema 9."""
+        return parse_budget(value) if isinstance(value, str) else value
 
 
 class Run(BaseModel):
     id: str
     project_id: int
+    kind: RunKind
     goal: str
     status: RunStatus
     workspace: str
-    config: dict[str, Any] = {}
+    options: RunOptions = RunOptions()
+    stop_reason: StopReason | None = None
     created_at: str
     updated_at: str
 
@@ -107,3 +135,24 @@ class Trial(BaseModel):
     started_at: float | None = None
     ended_at: float | None = None
     created_at: str = ""
+
+
+class Charge(BaseModel):
+    """One ledger row: what a run spent, on what (`trial:N`, `llm_call:N`, ...), and when."""
+
+    kind: LedgerKind
+    amount: float
+    source: str
+    created_at: str
+
+
+class RunSummary(BaseModel):
+    """What the runs list shows of a run beside its record, aggregated in SQL (one query for all runs)."""
+
+    run_id: str
+    stage: str = ""  # the stage of the latest step
+    best_max: float | None = None  # highest and lowest kept score: the head, as trials.lineage.head picks it
+    best_min: float | None = None
+    baseline: float | None = None  # the first finished baseline's score
+    tokens: float = 0.0
+    usd: float = 0.0

@@ -3,39 +3,37 @@
 Only the evaluator's output counts. It runs from a fresh copy of its files, taken from the task
 folder (never from the trial's copy, which the recipe could have rewritten), in a separate
 temporary folder. It finds the trial's outputs through the environment variable
-NANORESEARCH_TRIAL_DIR. Whatever the recipe printed or wrote about its own score is ignored.
+NANORESEARCH_TRIAL_DIR, a folder it may read but not write (JobSpec.readonly). Whatever the
+recipe printed or wrote about its own score is ignored.
 
-The command runs through a pluggable runner, `(command, cwd, env, time_s) -> (returncode,
-stdout, stderr)`, so the caller can put the evaluator in the sandbox (which should mount
-NANORESEARCH_TRIAL_DIR read-only). `subprocess_runner` is the unsandboxed default. A runner
-signals a timeout by raising TimeoutError or returning 124, as coreutils' `timeout` does.
+The evaluator is a job like any other: it runs through the executor protocol, with the limits of
+`Resources(time_s=evaluator.time_s)`. By default on a local executor, sandboxed when bubblewrap
+works, whatever executor ran the trial: the evaluator reads the trial's folder on this machine
+and is short, so it should not queue behind trials on a cluster.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from nanoresearch.compute.executor import FailureLabel
+from nanoresearch.compute.executor import Executor, FailureLabel, JobSpec, JobState, JobStatus, Resources, log_paths
+from nanoresearch.compute.local import LocalExecutor
+from nanoresearch.errors import NanoResearchError
 from nanoresearch.trials.legality import escaping_symlinks
 from nanoresearch.trials.task import Gate, Task
-
-Runner = Callable[[str, Path, dict[str, str], int], tuple[int, str, str]]
 
 TRIAL_DIR_VARIABLE = "NANORESEARCH_TRIAL_DIR"
 TIMEOUT_EXIT = 124
 TAIL_CHARS = 2000  # of stderr/stdout kept in a failure's detail
+OUTPUT_BYTES = 1024 * 1024  # of the evaluator's stdout read back: the metrics line is its last JSON line
 
 
 class Outcome(BaseModel):
@@ -48,24 +46,37 @@ class Outcome(BaseModel):
     detail: str = ""
 
 
-def run_evaluator(task: Task, workdir: Path, sandbox_runner: Runner | None = None) -> Outcome:
-    """Score the trial in `workdir` with the task's evaluator; never raises for a bad trial."""
+def run_evaluator(task: Task, workdir: Path, executor: Executor | None = None) -> Outcome:
+    """Score the trial in `workdir` with the task's evaluator; never raises for a bad trial.
+
+    executor: where the evaluator runs (default: a new local executor)."""
     workdir = Path(workdir).resolve()
     escapes = escaping_symlinks(workdir)
     if escapes:  # the evaluator would read through them, outside the trial's folder
         return Outcome(failure="illegal_edit", detail="; ".join(escapes))
-    runner = sandbox_runner or subprocess_runner
+    executor = executor or LocalExecutor()
     with tempfile.TemporaryDirectory(prefix="nanoresearch-eval-") as scratch:
-        folder = Path(scratch)
-        copy_evaluator(task, folder)
-        env = base_env(home=folder) | {TRIAL_DIR_VARIABLE: str(workdir)}
+        spec = evaluator_job(task, Path(scratch) / "evaluator", workdir)  # its logs go beside it, in scratch
+        spec.workdir.mkdir()
+        copy_evaluator(task, spec.workdir)
         try:
-            returncode, stdout, stderr = runner(task.evaluator.command, folder, env, task.evaluator.time_s)
-        except TimeoutError:
-            returncode, stdout, stderr = TIMEOUT_EXIT, "", ""
-        except OSError as exc:  # the machinery failed (no shell, sandbox refused), not the trial
+            status = executor.wait(executor.submit(spec))
+        except (NanoResearchError, OSError) as exc:  # the machinery failed (sandbox refused), not the trial
             return Outcome(failure="infra", detail=f"the evaluator could not be started: {exc}")
-    return judge(task, returncode, stdout, stderr)
+        stdout, stderr = (_read_end(path) for path in log_paths(spec.workdir))
+    return judge_job(task, status, stdout, stderr)
+
+
+def evaluator_job(task: Task, folder: Path, trial_dir: Path) -> JobSpec:
+    """The evaluator's job: its own folder, a cleared environment, the trial's folder read-only."""
+    return JobSpec(
+        name=f"evaluate-{task.name}",
+        workdir=folder,
+        command=task.evaluator.command,
+        env=base_env(home=folder) | {TRIAL_DIR_VARIABLE: str(trial_dir)},
+        resources=Resources(time_s=task.evaluator.time_s),
+        readonly=[trial_dir],
+    )
 
 
 def copy_evaluator(task: Task, folder: Path) -> None:
@@ -74,6 +85,18 @@ def copy_evaluator(task: Task, folder: Path) -> None:
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(task.folder / name, target)
+
+
+def judge_job(task: Task, status: JobStatus, stdout: str, stderr: str) -> Outcome:
+    """Turn how the evaluator's job ended, and what it printed, into an Outcome."""
+    if status.state is JobState.TIMEOUT:
+        return judge(task, TIMEOUT_EXIT, stdout, stderr)
+    if status.failure == "infra":  # lost, cancelled, the node failed: nothing to say about the trial
+        return Outcome(failure="infra", detail=f"the evaluator did not finish: {status.detail or status.state.value}")
+    if status.state in (JobState.OOM, JobState.DISK):
+        return Outcome(failure="crash", detail=f"the evaluator was stopped: {status.detail}")
+    code = 0 if status.state is JobState.COMPLETED else status.exit_code or 1
+    return judge(task, code, stdout, stderr)
 
 
 def judge(task: Task, returncode: int, stdout: str, stderr: str) -> Outcome:
@@ -135,7 +158,16 @@ def _tail(text: str) -> str:
     return text if len(text) <= TAIL_CHARS else "…" + text[-TAIL_CHARS:]
 
 
-# ---------------------------------------------------------------- the default, unsandboxed runner
+def _read_end(path: Path) -> str:
+    try:
+        with open(path, "rb") as output:
+            output.seek(max(0, output.seek(0, os.SEEK_END) - OUTPUT_BYTES))
+            return output.read().decode("utf-8", "replace")
+    except OSError:  # never written: the job did not start
+        return ""
+
+
+# ---------------------------------------------------------------- the environment
 
 
 def base_env(home: Path) -> dict[str, str]:
@@ -149,28 +181,3 @@ def base_env(home: Path) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def subprocess_runner(command: str, cwd: Path, env: dict[str, str], time_s: int) -> tuple[int, str, str]:
-    """Run `command` with /bin/sh in cwd with exactly `env`; on timeout, kill its whole process group."""
-    # A new session, so a timeout kills the shell's children too; killing only the shell would
-    # leave them holding the output pipes open and the wait would hang.
-    process = subprocess.Popen(
-        ["/bin/sh", "-c", command],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=time_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):  # it may have ended on its own meanwhile
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise TimeoutError(f"{command!r} ran past {time_s}s") from None
-    return process.returncode, stdout, stderr

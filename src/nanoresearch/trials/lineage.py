@@ -1,19 +1,19 @@
-"""How the lineage of trials is shown: to the LLM as a results table, to people as a tree."""
+"""The lineage of trials as the LLM sees it: the head to start from, outcomes, a results table, recent failures.
+
+The tree people see is drawn by the command line (`nanoresearch trials tree`)."""
 
 from __future__ import annotations
-
-from rich.tree import Tree
 
 from nanoresearch.store.models import Trial
 
 
 def head(trials: list[Trial], direction: str) -> Trial | None:
     """The best kept trial: the code new proposals start from."""
-    kept = [t for t in trials if t.kept and t.score is not None]
+    kept = [(t.score, t) for t in trials if t.kept and t.score is not None]
     if not kept:
         return None
     pick = max if direction == "maximize" else min
-    return pick(kept, key=lambda t: t.score)
+    return pick(kept, key=lambda scored: scored[0])[1]
 
 
 def outcome_text(trial: Trial) -> str:
@@ -43,19 +43,3 @@ def failures_text(trials: list[Trial], limit: int = 5) -> str:
         lines.append(f"trial {t.id} ({t.failure}): {reason}")
     return "\n".join(lines)
 
-
-def render_tree(trials: list[Trial], direction: str) -> Tree:
-    best = head(trials, direction)
-    root = Tree("[bold]lineage[/]")
-    nodes: dict[int, Tree] = {}
-    for t in trials:
-        style = "bold green" if best and t.id == best.id else ("red" if t.failure else ("green" if t.kept else "dim"))
-        label = f"[{style}]#{t.id} {t.proposer}: {outcome_text(t)}[/] {_short(t.hypothesis)}"
-        parent = nodes.get(t.parent_id) if t.parent_id else None
-        nodes[t.id] = (parent or root).add(label)
-    return root
-
-
-def _short(text: str, width: int = 70) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"

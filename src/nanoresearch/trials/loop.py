@@ -12,16 +12,24 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
-from functools import partial
 from itertools import cycle
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from nanoresearch.compute.budget import Budget, Spent, TrialPlan, charge_trial, left, plan_trial, spent
+from nanoresearch.compute.budget import (
+    Budget,
+    Spent,
+    TrialPlan,
+    charge_trial,
+    left,
+    plan_trial,
+    spent,
+    trials_that_fit,
+    with_running,
+)
 from nanoresearch.compute.executor import Executor, JobSpec, JobState, Resources
-from nanoresearch.compute.sandbox import run_sandboxed
-from nanoresearch.errors import EndpointUnavailableError, LLMError, NanoResearchError
+from nanoresearch.errors import BudgetExhausted, EndpointUnavailableError, LLMError, NanoResearchError
 from nanoresearch.llm.client import LLM
 from nanoresearch.store import Store
 from nanoresearch.store.models import Trial
@@ -55,10 +63,6 @@ class LoopSettings(BaseModel):
     guidance: str = ""  # the research plan for these trials (objectives, the user's skills), shown to proposers
 
 
-class BudgetExhausted(Exception):
-    pass
-
-
 class TrialLoop:
     def __init__(
         self, task: Task, store: Store, llm: LLM, executor: Executor, run_id: str, user_id: int,
@@ -72,6 +76,7 @@ class TrialLoop:
         self.say = on_event or (lambda message: None)
         self.files = editable_files(task)
         self._specialists = cycle(specialists_for(task, self.files))
+        self.stop_reason = ""  # why the last run() stopped, when the budget stopped it
 
     # the loop
 
@@ -81,24 +86,47 @@ class TrialLoop:
             if self.baseline() is None:  # never run, or interrupted: nothing to beat without one
                 self.run_batch([self.prepare(None, "baseline", "the task's recipe as given", [])])
             while not self.stalled():
-                self.run_batch([self.propose(next(self._specialists)) for _ in range(self.batch_size())])
+                self.run_batch(self.propose_batch())
             self.say(f"stopping: the last {self.settings.max_stalled} proposals produced nothing runnable")
         except BudgetExhausted as stop:
-            self.say(f"stopping: {stop}")
+            self.stop_reason = stop.message
+            self.say(f"stopping: {stop.message}")
         return self.head()
 
     def trials(self) -> list[Trial]:
         return self.store.trials(self.run_id)
+
+    def why_no_result(self) -> str:
+        """Why the loop ended without a best trial, in the words of what actually happened."""
+        ran = [t for t in self.trials() if t.job_id]
+        if not ran:
+            return f"the budget did not allow any trial: {self.stop_reason}" if self.stop_reason else "no trial ran"
+        if all(t.failure == "budget_overrun" for t in ran):
+            return f"no trial finished within the budget: every trial that ran was stopped at its budget share ({len(ran)})"
+        text = "no trial passed the evaluator"
+        return f"{text}; the budget then stopped the loop: {self.stop_reason}" if self.stop_reason else text
 
     def baseline(self) -> Trial | None:
         """The task's recipe as given, scored; None until a baseline trial finished."""
         return next((t for t in reversed(self.trials()) if t.proposer == "baseline" and t.status == "done"), None)
 
     def batch_size(self) -> int:
-        """Trials to propose at once: never more than the trial budget can start, so no proposal is paid
-        for and then refused."""
-        remaining = left(self.budget, self.used()).get("trials")
-        return self.settings.parallel if remaining is None else max(1, min(self.settings.parallel, int(remaining)))
+        """Trials to propose at once: never more than the budget can start, so no proposal is paid for
+        and then refused."""
+        return trials_that_fit(self.task.resources, self.budget, self.used(), self.past_elapsed(),
+                               self.task.expected_s, self.settings.parallel)
+
+    def propose_batch(self) -> list[Trial]:
+        """One proposal per trial of the next batch. If the budget runs out midway, the proposals
+        already made are labelled as not started rather than left `proposed`."""
+        batch: list[Trial] = []
+        try:
+            for _ in range(self.batch_size()):
+                batch.append(self.propose(next(self._specialists)))
+        except BudgetExhausted as stop:
+            self.not_started(batch, stop.message)
+            raise
+        return batch
 
     def stalled(self) -> bool:
         recent = self.trials()[-self.settings.max_stalled :]
@@ -121,13 +149,12 @@ class TrialLoop:
 
     def reattach(self, trial: Trial) -> bool:
         """Executors whose jobs outlive us (SLURM) can hand a job back to a new loop."""
-        attach = getattr(self.executor, "attach", None)
-        if attach is None:
-            return False
         try:
-            attach(trial.job_id)
+            status = self.executor.attach(_job_id(trial))
         except NanoResearchError as exc:
             self.say(f"trial {trial.id}: cannot re-attach to job {trial.job_id}: {exc.message}")
+            return False
+        if status is None:  # the executor's jobs died with the loop that started them
             return False
         self.say(f"trial {trial.id}: re-attached to job {trial.job_id}")
         return True
@@ -146,7 +173,7 @@ class TrialLoop:
 
     def ask_and_prepare(self, parent: Trial | None, proposer: str, prompt: str, files: list[str]) -> Trial:
         prompt = portable(prompt, {str(self.workspace): "<run>", str(self.task.folder): "<task>"})
-        schema = proposal_schema(editable_lines(self.code_dir(parent), files))
+        schema = proposal_schema(editable_lines(self.code_dir(parent), files) if self.embedded_model() else None)
         try:
             reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema)
             proposal = Proposal.model_validate(reply.parsed)
@@ -155,7 +182,26 @@ class TrialLoop:
         except LLMError as exc:
             trial = self.store.add_trial(self.new_trial(parent, proposer, "(no valid proposal)"))
             return self.finish(trial, "bad_proposal", f"the model gave no usable proposal: {exc.message}")
-        return self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
+        trial = self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
+        return self.unless_tried(trial)
+
+    def embedded_model(self) -> bool:
+        """Whether proposals come from the in-process model, whose JSON decoding can hold `find` to the
+        recipe's own lines (a server compiles the schema itself and may not cope with code in an enum)."""
+        settings = self.llm.settings
+        return settings.endpoint(settings.stage(self.settings.stage).endpoint).kind == "local"
+
+    def unless_tried(self, trial: Trial) -> Trial:
+        """A proposal that changes nothing, or repeats a diff already tried on the same parent, is not run again."""
+        if trial.status != "proposed":
+            return trial
+        if not trial.diff.strip():
+            return self.finish(trial, "bad_proposal", "the edits change nothing in the recipe")
+        same = next((t for t in self.trials() if t.id != trial.id and t.parent_id == trial.parent_id
+                     and t.diff == trial.diff and t.job_id), None)
+        if same is not None:
+            return self.finish(trial, "bad_proposal", f"the same edit was already tried as trial {same.id}")
+        return trial
 
     def prepare(self, parent: Trial | None, proposer: str, hypothesis: str, edits: list, files: list[str] | None = None) -> Trial:
         trial = self.store.add_trial(self.new_trial(parent, proposer, hypothesis))
@@ -189,6 +235,7 @@ class TrialLoop:
             except DiffError as exc:
                 return self.finish(trial, "illegal_edit", f"cannot revert the component: {exc.message}")
             trial.diff = make_diff(self.code_dir(parent), workdir, self.files)
+            shutil.rmtree(self.trial_dir(trial) / "snapshot")  # prepare() took it before the revert
             snapshot(self.task, workdir, self.trial_dir(trial) / "snapshot")
             self.store.update_trial(trial)
         if trial.status != "proposed":
@@ -204,23 +251,43 @@ class TrialLoop:
     # running
 
     def run_batch(self, batch: list[Trial]) -> None:
-        """Start every runnable trial of the batch, then collect them; repair the ones that crashed."""
-        started = []
-        for trial in batch:
-            if trial.status == "proposed":
-                started.append((trial, self.start(trial)))
-        for trial, plan in started:
-            done = self.complete(trial, plan)
+        """Start every runnable trial of the batch, then collect them; repair the ones that crashed.
+
+        Every trial that started is collected (waited for, charged, labelled) before anything stops
+        the batch, be it the budget refusing a later trial or the executor failing to submit one:
+        a started trial is never left running unaccounted."""
+        runnable = [trial for trial in batch if trial.status == "proposed"]
+        started: list[tuple[Trial, TrialPlan]] = []
+        try:
+            for index, trial in enumerate(runnable):
+                started.append((trial, self.start(trial, share_of=len(runnable) - index)))
+        except Exception as stop:
+            if isinstance(stop, BudgetExhausted):
+                self.not_started(runnable[len(started) :], stop.message)
+            self.collect(started)
+            raise
+        for done in self.collect(started):
             if done.failure == "crash":
                 self.debug(done)
 
-    def start(self, trial: Trial, extra_env: dict[str, str] | None = None) -> TrialPlan:
-        plan = self.plan()
+    def collect(self, started: list[tuple[Trial, TrialPlan]]) -> list[Trial]:
+        return [self.complete(trial, plan) for trial, plan in started]
+
+    def not_started(self, trials: list[Trial], reason: str) -> None:
+        for trial in trials:
+            if trial.status == "proposed":
+                self.finish(trial, "budget_overrun", f"not started: {reason}")
+
+    def start(self, trial: Trial, extra_env: dict[str, str] | None = None, share_of: int = 1) -> TrialPlan:
+        """Submit a trial at its share of the budget (`share_of` trials are starting together)."""
+        plan = self.plan(share_of)
         if not plan.fits:
             self.finish(trial, "budget_overrun", f"not started: {plan.reason}")
             raise BudgetExhausted(plan.reason)
         if plan.reason:
             self.say(f"trial {trial.id}: {plan.reason}")
+        if plan.downscaled:  # the lineage must show that this trial ran smaller than the recipe says
+            trial.detail = plan.reason
         spec = JobSpec(
             name=f"{self.task.name}-t{trial.id}", workdir=Path(trial.workdir), command=self.task.command,
             resources=plan.resources, env={**self.settings.env, **{name: _env_value(v) for name, v in plan.knobs.items()}, **(extra_env or {})},
@@ -232,22 +299,23 @@ class TrialLoop:
         return plan
 
     def complete(self, trial: Trial, plan: TrialPlan, keep: bool = True) -> Trial:
-        status = self.executor.wait(trial.job_id)
+        status = self.executor.wait(_job_id(trial))
         trial.started_at, trial.ended_at = status.started_at, status.ended_at
-        trial.logs_tail = self.executor.logs(trial.job_id)[-LOG_TAIL:]
+        trial.logs_tail = self.executor.logs(_job_id(trial))[-LOG_TAIL:]
         charge_trial(self.store, self.user_id, self.run_id, trial.id, status.elapsed_s, status.cpus, status.gpus)
         if status.failure:
             clean_working_copy(self.task, Path(trial.workdir))  # a failed job's leftovers go at once
             label = "budget_overrun" if status.state == JobState.TIMEOUT and plan.capped_by_budget else status.failure
             return self.finish(trial, label, status.detail or f"the job ended {status.state.value}")
-        # The evaluator runs sandboxed too, seeing the trial's folder read-only.
-        outcome = run_evaluator(self.task, Path(trial.workdir), partial(run_sandboxed, readonly=[Path(trial.workdir)]))
+        # The evaluator is a sandboxed job of a local executor, seeing the trial's folder read-only.
+        outcome = run_evaluator(self.task, Path(trial.workdir))
         clean_working_copy(self.task, Path(trial.workdir))  # scored: only the task's files and declared outputs stay
         trial.metrics, trial.score = outcome.metrics, outcome.score
         if outcome.failure:
             return self.finish(trial, outcome.failure, outcome.detail)
         best = self.head()
-        trial.kept = keep and self.task.score.better(trial.score, best.score if best else None)
+        # judge() scores every trial it finds no failure in
+        trial.kept = keep and trial.score is not None and self.task.score.better(trial.score, best.score if best else None)
         trial.status = "done"
         self.store.update_trial(trial)
         verdict = ("kept" if trial.kept else "reverted") if keep else "recorded"
@@ -275,9 +343,13 @@ class TrialLoop:
 
     # budget
 
-    def plan(self) -> TrialPlan:
-        elapsed = [t.ended_at - t.started_at for t in self.trials() if t.started_at and t.ended_at and not t.failure]
-        return plan_trial(self.task.resources, self.task.knobs, self.budget, self.used(), elapsed)
+    def plan(self, share_of: int = 1) -> TrialPlan:
+        running = [Resources(**t.resources) for t in self.trials() if t.status == "running" and t.job_id]
+        return plan_trial(self.task.resources, self.task.knobs, self.budget, with_running(self.used(), running),
+                          self.past_elapsed(), self.task.expected_s, share_of)
+
+    def past_elapsed(self) -> list[float]:
+        return [t.ended_at - t.started_at for t in self.trials() if t.started_at and t.ended_at and not t.failure]
 
     def used(self) -> Spent:
         return spent(self.store, self.user_id, self.run_id)
@@ -335,6 +407,13 @@ def _relative(root: Path, folder: str, name: str) -> str:
 
 def _env_value(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _job_id(trial: Trial) -> str:
+    """The executor's id of a submitted trial (start() sets it before anything waits on the job)."""
+    if trial.job_id is None:
+        raise RuntimeError(f"trial {trial.id} has no job: it was never submitted")
+    return trial.job_id
 
 
 def _short(text: str, width: int = 80) -> str:

@@ -14,6 +14,9 @@ task.toml:
     seed_env = "SEED"                      # optional: env var the recipe seeds its randomness from
     outputs = ["predictions.json"]         # optional: globs of files the recipe writes that stay after
                                            # the trial; everything else it wrote is removed once scored
+    expected_s = 5                         # optional: typical seconds of one trial at the knobs' defaults;
+                                           # budgets plan the first trials from it (without it, the
+                                           # baseline runs as given and its time is the estimate)
 
     [score]
     metric = "accuracy"                    # key in the evaluator's JSON output
@@ -118,6 +121,7 @@ class Task(Strict):
     command: str
     seed_env: str | None = None  # the run matrix repeats conditions over seeds through this env var
     outputs: list[str] = []  # globs (relative to the working copy) of what the recipe writes and we keep
+    expected_s: float | None = Field(None, gt=0)  # typical seconds of one trial at default knobs
     score: Score
     evaluator: Evaluator
     legality: Legality
@@ -146,7 +150,8 @@ def load_task(folder: Path | str) -> Task:
     folder = Path(folder).expanduser().resolve()
     manifest = folder / "task.toml"
     if not folder.is_dir():
-        raise UserError(f"task folder {folder} does not exist")
+        raise UserError(f"task folder {folder} does not exist",
+                        hint="give a folder that holds a task.toml, e.g. --task examples/tasks/digits-classifier")
     if not manifest.is_file():
         raise UserError(f"{folder} is not a task folder: task.toml is missing", hint="see the task format in README")
     try:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from nanoresearch.errors import UserError
-from nanoresearch.runs import shown_status, users_run
+from nanoresearch.errors import StoreError
+from nanoresearch.runs import shown_status
 from nanoresearch.store import Store
-from nanoresearch.store.models import Run, Step, Trial
-from nanoresearch.trials.lineage import head
+from nanoresearch.store.models import Run, RunSummary, Step, Trial
+from nanoresearch.web.security import artifact_path
 
 LOG_FILE = "log.jsonl"  # where RunContext.log appends the run's events
 FIGURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".svg", ".gif"}
@@ -24,6 +25,7 @@ class NotFound(Exception):
 
 class RunRow(BaseModel):
     id: str
+    kind: str  # research | trials
     goal: str
     status: str
     stage: str
@@ -43,10 +45,14 @@ class StageRow(BaseModel):
 
 
 def owned_run(store: Store, user_id: int, run_id: str) -> Run:
+    """The run, if it is one of the user's: read alone (every page asks this; a user has thousands of runs)."""
     try:
-        return users_run(store, user_id, run_id)
-    except UserError:
+        run = store.get_run(run_id)
+    except StoreError:
         raise NotFound(run_id) from None
+    if run.project_id not in store.project_names(user_id):
+        raise NotFound(run_id)
+    return run
 
 
 def owned_trial(store: Store, run: Run, trial_id: int) -> Trial:
@@ -57,24 +63,44 @@ def owned_trial(store: Store, run: Run, trial_id: int) -> Trial:
 
 
 def direction(run: Run) -> str:
-    return run.config.get("direction", "maximize")
+    return run.options.direction
 
 
 def run_rows(store: Store, user_id: int) -> list[RunRow]:
     """Newest first: the run being watched is usually the latest."""
-    return [run_row(store, user_id, run) for run in reversed(store.list_runs(user_id))]
+    summaries = store.run_summaries(user_id)
+    return [run_row(run, summaries[run.id]) for run in reversed(store.list_runs(user_id))]
 
 
-def run_row(store: Store, user_id: int, run: Run) -> RunRow:
-    trials = store.trials(run.id)
-    best = head(trials, direction(run))
-    baseline = next((t for t in trials if t.proposer == "baseline" and t.status == "done"), None)
-    spent = store.spent(user_id, run.id)
-    steps = store.steps(run.id)
+SORTS = {  # key -> (what rows sort on, newest/largest first); missing scores sort last
+    "started": (lambda r: r.started, True), "best": (lambda r: (r.best is not None, r.best or 0.0), True),
+    "tokens": (lambda r: r.tokens, True), "usd": (lambda r: r.usd, True), "status": (lambda r: r.status, False),
+}
+PAGE_ROWS = 200  # the newest first; a thousand rows are a long page to scroll and to render
+
+
+class RunsView(BaseModel):
+    """What the runs list was asked for: a goal filter, a status, a sort, how many rows."""
+
+    q: str = ""
+    status: str = ""
+    sort: Literal["started", "best", "tokens", "usd", "status"] = "started"
+    limit: int = Field(PAGE_ROWS, ge=1)
+
+
+def shown_rows(rows: list[RunRow], view: RunsView) -> list[RunRow]:
+    """The rows that match, sorted, at most `view.limit` of them."""
+    needle = view.q.casefold()
+    kept = [r for r in rows if needle in r.goal.casefold() and (not view.status or r.status == view.status)]
+    key, descending = SORTS[view.sort]
+    return sorted(kept, key=key, reverse=descending)[:view.limit]
+
+
+def run_row(run: Run, summary: RunSummary) -> RunRow:
     return RunRow(
-        id=run.id, goal=run.goal, status=shown_status(run), stage=steps[-1].stage if steps else "",
-        best=best.score if best else None, baseline=baseline.score if baseline else None,
-        tokens=spent.get("tokens", 0.0), usd=spent.get("usd", 0.0), started=run.created_at,
+        id=run.id, kind=run.kind, goal=run.goal, status=shown_status(run), stage=summary.stage,
+        best=summary.best_max if direction(run) == "maximize" else summary.best_min, baseline=summary.baseline,
+        tokens=summary.tokens, usd=summary.usd, started=run.created_at,
     )
 
 
@@ -94,7 +120,9 @@ def _stage_row(stage: str, group: list[Step]) -> StageRow:
 
 
 def log_tail(run: Run, lines: int = 40) -> list[str]:
-    path = Path(run.workspace) / LOG_FILE
+    path = artifact_path(run.workspace, LOG_FILE)  # never a link out of the workspace
+    if path is None:
+        return []
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
             return [line.rstrip("\n") for line in deque(handle, maxlen=lines)]

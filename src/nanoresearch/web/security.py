@@ -5,10 +5,12 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp
 
 from nanoresearch.errors import UserError
 
@@ -51,7 +53,7 @@ class TokenGate(BaseHTTPMiddleware):
     Without one (loopback only): the Host must be a loopback name, so that a web page the user visits
     cannot reach the dashboard by pointing its own domain at 127.0.0.1 (DNS rebinding)."""
 
-    def __init__(self, app, token: str | None) -> None:  # noqa: ANN001 - the ASGI app
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
         super().__init__(app)
         self.token = token
 
@@ -67,7 +69,7 @@ class TokenGate(BaseHTTPMiddleware):
         return _with_page_policy(await call_next(request))
 
     def _matches(self, given: str | None) -> bool:
-        return given is not None and secrets.compare_digest(given.encode(), self.token.encode())
+        return given is not None and self.token is not None and secrets.compare_digest(given.encode(), self.token.encode())
 
 
 def _token_cookie(response: Response, token: str) -> Response:
@@ -78,7 +80,8 @@ def _token_cookie(response: Response, token: str) -> Response:
 def _with_page_policy(response: Response) -> Response:
     response.headers.setdefault("content-security-policy", PAGE_POLICY)
     response.headers["x-content-type-options"] = "nosniff"
-    response.headers["referrer-policy"] = "no-referrer"
+    # Never tell another site what was open; our own forms keep their Origin (with no-referrer they send "null").
+    response.headers["referrer-policy"] = "same-origin"
     return response
 
 
@@ -92,3 +95,30 @@ def artifact_path(workspace: str, relative: str) -> Path | None:
     if not target.is_relative_to(root) or not target.is_file():
         return None
     return target
+
+
+CSRF_FIELD = "csrf"
+MAX_FORM_BYTES = 64 * 1024  # a comment, not an upload
+
+
+class Forbidden(Exception):
+    """A POST that did not come from one of our own pages."""
+
+
+async def checked_form(request: Request, csrf_token: str) -> dict[str, str]:
+    """The fields of a POSTed form, once it is shown to come from a page we served.
+
+    Our pages carry a per-server token in each form; another site can make the browser POST here (with
+    the user's cookie) but cannot read our pages to learn the token. The Origin, when sent, must be us
+    ("null", which a page can ask its browser to send, is not us)."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise Forbidden("the request came from another site")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise Forbidden("the form is too large")
+    fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True).items()}
+    given = fields.pop(CSRF_FIELD, "")
+    if not secrets.compare_digest(given.encode(), csrf_token.encode()):
+        raise Forbidden("the form's CSRF token is missing or wrong: reload the page and send it again")
+    return fields

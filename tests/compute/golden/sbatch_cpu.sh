@@ -7,7 +7,7 @@
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task=1
 #SBATCH --mem=2048M
-#SBATCH --time=10
+#SBATCH --time=10:00
 #SBATCH --chdir=<TMP>/trial-7
 #SBATCH --output=<TMP>/trial-7.logs/stdout.log
 #SBATCH --error=<TMP>/trial-7.logs/stderr.log

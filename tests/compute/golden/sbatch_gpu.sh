@@ -8,7 +8,7 @@
 #SBATCH --cpus-per-task=8
 #SBATCH --mem=32256M
 #SBATCH --gres=gpu:2
-#SBATCH --time=61
+#SBATCH --time=60:01
 #SBATCH --chdir=<TMP>/trial-8
 #SBATCH --output=<TMP>/trial-8.logs/stdout.log
 #SBATCH --error=<TMP>/trial-8.logs/stderr.log

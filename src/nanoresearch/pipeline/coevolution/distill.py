@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from difflib import SequenceMatcher
+from functools import partial
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
@@ -68,7 +69,7 @@ def distill_skills(ctx: RunContext) -> list[Outcome]:
         return []
     provenance = Provenance(run_id=ctx.run.id, trial_ids=[t.id for t in trials])
     bank = skill_bank(ctx)
-    outcomes = [filed_once(ctx, i, lambda draft=draft: file_candidate(ctx, bank, draft, provenance))
+    outcomes = [filed_once(ctx, i, partial(file_candidate, ctx, bank, draft, provenance))
                 for i, draft in enumerate(candidates(ctx, trials))]
     ctx.write_json("skills.json", {"provenance": provenance.model_dump(), "outcomes": [o.model_dump() for o in outcomes]})
     ctx.log("skills_distilled", outcomes=[o.model_dump() for o in outcomes])
@@ -106,7 +107,7 @@ def distill_prompt(ctx: RunContext, trials: list[Trial]) -> str:
     kept = "\n\n".join(f"Trial {t.id} ({t.proposer}, score {t.score}): {t.hypothesis}\n{t.diff[:DIFF_CHARS]}" for t in trials)
     feedback = "\n".join(f"- after {f.stage} ({f.action}): {f.text}" for f in ctx.store.feedback(ctx.user_id, ctx.run.id) if f.text)
     return "\n".join([
-        f"Research goal: {ctx.options.goal}",
+        f"Research goal: {ctx.run.goal}",
         f"What each stage did:\n<data>{summaries}</data>",
         f"Changes that improved the result and were kept:\n<data>{kept}</data>",
         f"The user's feedback:\n<data>{feedback or '(none)'}</data>",
@@ -122,9 +123,9 @@ def file_candidate(ctx: RunContext, bank: SkillBank, draft: SkillDraft, provenan
     if closest is not None and (similarity >= DUPLICATE or alike(closest.body, draft.procedure)):
         return Outcome(candidate=draft.name, decision="duplicate", similar_to=closest.name, similarity=similarity)
     decision = judge(ctx, closest, draft) if closest is not None and similarity >= RELATED else "new"
-    if decision == "duplicate":
+    if closest is not None and decision == "duplicate":  # judge() is asked only when there is a closest skill
         return Outcome(candidate=draft.name, decision="duplicate", similar_to=closest.name, similarity=similarity)
-    if decision == "merge" and closest.visibility == "private":
+    if closest is not None and decision == "merge" and closest.visibility == "private":
         merged = merge(bank, closest, draft, provenance)
         return Outcome(candidate=draft.name, decision="merge", skill=merged.name, version=merged.version,
                        similar_to=closest.name, similarity=similarity)

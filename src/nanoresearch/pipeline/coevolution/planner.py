@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from nanoresearch.compute.budget import left, parse_budget, spent
+from nanoresearch.compute.budget import left, spent
 from nanoresearch.llm.provider import Message
 from nanoresearch.llm.structured import with_schema_instruction
 from nanoresearch.pipeline.coevolution.recall import Recalled, prompt_block, recall
@@ -68,8 +68,8 @@ def plan_stage(ctx: RunContext, stage: str, description: str, redirect: str = ""
     schema = plan_schema(recalled)
     reply = ctx.llm.complete(messages, stage="planner", schema=schema, max_tokens=200, model=model)
     plan = StagePlan.model_validate({**reply.parsed, "procedures": {}})
-    chosen = [name for name in dict.fromkeys(plan.skills) if recalled.skill(name)]
-    plan = plan.model_copy(update={"skills": chosen, "procedures": {n: recalled.skill(n).procedure for n in chosen}})
+    chosen = {name: skill for name in dict.fromkeys(plan.skills) if (skill := recalled.skill(name))}
+    plan = plan.model_copy(update={"skills": list(chosen), "procedures": {n: s.procedure for n, s in chosen.items()}})
     # x is what the model saw: the client adds the schema's format instruction to the system message. After a
     # repair round the ids belong to the repair conversation instead, so they are not kept as a training pair.
     first_try = reply.attempts == 1
@@ -98,7 +98,7 @@ def stage_prompt(ctx: RunContext, stage: str, description: str, redirect: str, r
 
 def planner_messages(ctx: RunContext, stage: str, description: str, redirect: str, recalled: Recalled) -> list[Message]:
     parts = [
-        f"Research goal: {ctx.options.goal}",
+        f"Research goal: {ctx.run.goal}",
         profile_prompt(load_profile(ctx.settings)),
         prompt_block(recalled),
         f"Stage: {stage}: {description}",
@@ -124,7 +124,7 @@ def _feedback(ctx: RunContext) -> str:
 def _budget_left(ctx: RunContext) -> str:
     # Rounded, so the prompt (and therefore the recorded call a resume replays) does not change
     # with every second of wall time.
-    remaining = left(parse_budget(ctx.options.budget), spent(ctx.store, ctx.user_id, ctx.run.id))
+    remaining = left(ctx.options.budget, spent(ctx.store, ctx.user_id, ctx.run.id))
     return ", ".join(f"{unit} {_rounded(value)}" for unit, value in remaining.items()) or "no limits"
 
 

@@ -73,7 +73,7 @@ def recall(ctx: RunContext, stage: str, description: str) -> Recalled:
 
 def recall_query(ctx: RunContext, stage: str, description: str) -> str:
     """What the stage is about: the goal, the stage, and once known the task and the hypothesis under test."""
-    parts = [ctx.options.goal, f"{stage}: {description}"]
+    parts = [ctx.run.goal, f"{stage}: {description}"]
     if ctx.task is not None:
         parts.append(f"{ctx.task.name}: {ctx.task.description}")
     if (ctx.workspace / "ideas.json").is_file():

@@ -1,34 +1,43 @@
 """Memory written at the end of each stage, from what happened in it.
 
 The model reads the stage's plan, its outcome and the user's feedback on it and writes at most two
-typed records (a preference the user stated, a lesson, a decision, a promising direction...). Each
-record is checked against the closest record the user already has: when they are about the same
-thing, the model judges whether the new one supports or contradicts it, and the memory counts it
-(support raises confidence; a contradiction lowers the old record's confidence and links both).
+typed records (a lesson, a decision, a promising direction, a result...). Each record is checked
+against the closest record the user already has: when they are about the same thing, the model
+judges whether the new one supports or contradicts it, and the memory counts it (support raises
+confidence; a contradiction lowers the old record's confidence and links both).
 
-One record is written by code rather than the model: after analysis, the selected hypothesis with
-its measured outcome (failed_hypothesis or promising_direction), because that is a fact of the
-results, and ideation needs it to avoid proposing the same dead end twice.
+Two kinds of record are written by code rather than the model. What the user wants (preference,
+constraint) comes only from the user's own words: each comment on a stage is kept verbatim, and a
+model-drafted preference is dropped. After analysis, the selected hypothesis is recorded with its
+measured outcome (failed_hypothesis or promising_direction) when a change testing it was scored,
+because ideation needs it to avoid proposing the same dead end twice; an idea no trial tested is
+logged as untested and is no dead end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
-from nanoresearch.errors import EndpointUnavailableError, LLMError, NanoResearchError
+from nanoresearch.errors import BudgetExhausted, EndpointUnavailableError, LLMError, NanoResearchError
 from nanoresearch.knowledge.memory import Memory
 from nanoresearch.knowledge.retrieval import memory_document
 from nanoresearch.pipeline.coevolution.recall import ask_judgement, memory
 from nanoresearch.pipeline.context import RunContext
 from nanoresearch.store.knowledge_models import MEMORY_TYPES, Conditions, Evidence, MemoryRecord
+from nanoresearch.store.models import Feedback
+
+if TYPE_CHECKING:
+    from nanoresearch.paper.results import Results
 
 Short = Annotated[str, StringConstraints(max_length=80)]
 IMPORTANCE = {"low": 0.3, "medium": 0.5, "high": 0.8}
 SAME_TOPIC = 0.75  # embedding similarity above which a new record is judged against the old one
 HYPOTHESIS_TAG = "hypothesis"
+USER_TYPES = ("preference", "constraint")  # written from the user's feedback, verbatim, never drafted by the model
 
 
 class MemoryNote(BaseModel):
@@ -53,7 +62,9 @@ def reflect(ctx: RunContext, stage: str) -> list[int]:
 
     Each record is its own checkpoint, so a resumed run never files the same observation twice."""
     notes = draft_notes(ctx, stage)
-    touched = [once(ctx, stage, f"memory-{i}", lambda note=note: file_note(ctx, stage, note)) for i, note in enumerate(notes)]
+    touched = [once(ctx, stage, f"memory-{i}", partial(file_note, ctx, stage, note)) for i, note in enumerate(notes)]
+    touched += [once(ctx, stage, f"memory-feedback-{f.id}", partial(file_feedback, ctx, stage, f.text))
+                for f in stage_feedback(ctx, stage)]
     if stage == "analysis":
         touched.append(once(ctx, stage, "memory-outcome", lambda: hypothesis_outcome(ctx)))
     written = [t for t in touched if t]
@@ -67,7 +78,7 @@ def once(ctx: RunContext, stage: str, step: str, write: Callable[[], int | None]
         return done.get("id")
     try:
         found = write()
-    except EndpointUnavailableError:  # not this record's fault: unmarked, so resume writes it
+    except (EndpointUnavailableError, BudgetExhausted):  # not this record's fault: unmarked, so resume writes it
         raise
     except NanoResearchError as exc:  # memory is a by-product: it never fails a stage that worked
         ctx.log("memory_not_written", stage=stage, step=step, reason=exc.message)
@@ -87,25 +98,43 @@ def draft_notes(ctx: RunContext, stage: str) -> list[MemoryNote]:
         return []
 
 
+def stage_feedback(ctx: RunContext, stage: str) -> list[Feedback]:
+    return [f for f in ctx.store.feedback(ctx.user_id, ctx.run.id) if f.stage == stage and f.text.strip()]
+
+
+def file_feedback(ctx: RunContext, stage: str, text: str) -> int | None:
+    """The user's comment on a stage, kept in their own words as a preference for later runs."""
+    record = MemoryRecord(
+        user_id=ctx.user_id, project_id=ctx.run.project_id, type="preference", text=text.strip()[:240],
+        evidence=[Evidence(run_id=ctx.run.id)], stages=[stage], tags=["feedback"], importance=0.8, confidence=0.9,
+    )
+    return file_record(ctx, record)
+
+
 def reflection_prompt(ctx: RunContext, stage: str) -> str:
     step = ctx.done(stage, "stage") or {}
     plan = ctx.read_json(f"plans/{stage}.json") if (ctx.workspace / f"plans/{stage}.json").is_file() else {}
     feedback = [f"- {f.action}: <data>{f.text}</data>" for f in ctx.store.feedback(ctx.user_id, ctx.run.id)
                 if f.stage == stage and f.text]
     return "\n".join([
-        f"Research goal: {ctx.options.goal}",
+        f"Research goal: {ctx.run.goal}",
         f"Stage {stage} just finished.",
-        f"Its objectives: {'; '.join(plan.get('objectives', [])) or '(none)'}",
+        f"The planner's objectives for it (model-written, not the user's words): {'; '.join(plan.get('objectives', [])) or '(none)'}",
         f"What happened: <data>{step.get('summary', '')}</data>",
         "The user's feedback on it:\n" + ("\n".join(feedback) or "(none)"),
         "",
-        "Write at most two memory records worth keeping for this user's future research: a preference or "
-        "constraint the user stated, a lesson, a decision and why, a promising direction, a result, or a "
-        "hypothesis that failed. Be specific to what happened here; write no records rather than generic advice.",
+        "Write at most two memory records worth keeping for this user's future research: a lesson, a decision "
+        "and why, a promising direction, a result, or a hypothesis that failed. (The user's preferences are "
+        "taken from their own feedback, not written here.) Be specific to what happened here; write no records "
+        "rather than generic advice.",
     ])
 
 
 def file_note(ctx: RunContext, stage: str, note: MemoryNote) -> int | None:
+    if note.type in USER_TYPES:  # what the user wants is the user's to say, never the model's to infer
+        ctx.log("memory_dropped", stage=stage, type=note.type, text=note.text[:120],
+                reason="preferences and constraints come only from the user's own words")
+        return None
     record = MemoryRecord(
         user_id=ctx.user_id, project_id=ctx.run.project_id, type=note.type, text=note.text,
         conditions=Conditions(dataset=note.dataset or None, method=note.method or None, failure_mode=note.failure_mode or None),
@@ -142,8 +171,10 @@ def filed_in_this_run(ctx: RunContext) -> set[int]:
 def same_topic(mine: Memory, record: MemoryRecord) -> MemoryRecord | None:
     # the record's whole document (text and conditions), as the index embeds it: the same record scores 1
     hits = mine.search(memory_document(record), project_id=record.project_id, k=1)
-    if hits and hits[0].components.get("embedding", 0.0) >= SAME_TOPIC and hits[0].item.user_id == mine.user_id:
-        return hits[0].item  # type: ignore[return-value]
+    if not hits or not isinstance(hits[0].item, MemoryRecord):  # memory search finds memory records only
+        return None
+    if hits[0].components.get("embedding", 0.0) >= SAME_TOPIC and hits[0].item.user_id == mine.user_id:
+        return hits[0].item
     return None
 
 
@@ -156,16 +187,27 @@ def judge(ctx: RunContext, old: MemoryRecord, new: MemoryRecord) -> str:
     return ask_judgement(ctx, prompt, Relation, fallback="unrelated")  # keep both rather than merge on a guess
 
 
+class TestedHypothesis(BaseModel):
+    """The part of blueprint.json (written by the planning stage) that a hypothesis memory records."""
+
+    hypothesis: str
+    task: str
+    proposed_method: str
+
+
 def hypothesis_outcome(ctx: RunContext) -> int | None:
     """The tested hypothesis and whether the experiment bore it out, written from results.json by code."""
     from nanoresearch.paper.results import read_results
-    from nanoresearch.pipeline.stages.planning import Blueprint
 
     if not (ctx.workspace / "results.json").is_file() or not (ctx.workspace / "blueprint.json").is_file():
         return None
     results = read_results(ctx.workspace / "results.json")
-    blueprint = Blueprint.model_validate(ctx.read_json("blueprint.json"))
-    failed, why = hypothesis_failed(results)
+    blueprint = TestedHypothesis.model_validate(ctx.read_json("blueprint.json"))
+    verdict, why = hypothesis_verdict(results)
+    if verdict == "untested":  # an idea no trial tested is not a dead end: later runs may try it
+        ctx.log("hypothesis_untested", hypothesis=blueprint.hypothesis[:200], reason=why)
+        return None
+    failed = verdict == "failed"
     record = MemoryRecord(
         user_id=ctx.user_id, project_id=ctx.run.project_id, type="failed_hypothesis" if failed else "promising_direction",
         text=blueprint.hypothesis, tags=[HYPOTHESIS_TAG], stages=["ideation"], importance=0.8, confidence=0.8,
@@ -174,20 +216,23 @@ def hypothesis_outcome(ctx: RunContext) -> int | None:
     )
     mine = memory(ctx)
     opposite = [h.item for h in mine.search(record.text, types=(opposite_type(record.type),), k=1)
-                if h.components.get("embedding", 0.0) >= 0.9 and h.item.user_id == mine.user_id]
+                if isinstance(h.item, MemoryRecord) and h.components.get("embedding", 0.0) >= 0.9
+                and h.item.user_id == mine.user_id]
     if opposite:  # the same hypothesis came out the other way before: both stay, linked, the old one less sure
         return mine.contradict(opposite[0].id, record)[1].id
     return mine.remember(record).id
 
 
-def hypothesis_failed(results) -> tuple[bool, str]:
-    """Failed: nothing ran, or the best recipe is still the baseline."""
-    if not results.success or results.best_trial_id is None:
-        return True, "no trial succeeded"
-    best = next((t for t in results.trials if t.id == results.best_trial_id), None)
-    if best is None or best.proposer == "baseline":
-        return True, "no change beat the baseline"
-    return False, ""
+def hypothesis_verdict(results: Results) -> tuple[Literal["borne_out", "failed", "untested"], str]:
+    """Borne out: a kept change beat the baseline (results.success). Failed: changes ran, were
+    scored and lost to the baseline. Untested: no change was ever scored (crashes, illegal edits,
+    no usable proposal, or the budget stopped the loop first)."""
+    if results.success:
+        return "borne_out", ""
+    scored = [t for t in results.trials if t.proposer != "baseline" and t.score is not None and t.failure is None]
+    if not scored:
+        return "untested", "no change to the recipe was ever scored"
+    return "failed", "no change beat the baseline"
 
 
 def opposite_type(kind: str) -> str:

@@ -55,7 +55,7 @@ def summarise(name: str, kind: ConditionKind, description: str, cells: list[Matr
     `metric` names the primary metric (the trials' `score`); it is recorded alongside the others in `metrics`.
     """
     good = [c for c in cells if succeeded(c.trial)]
-    scores = [float(c.trial.score) for c in good]
+    scores = [c.trial.score for c in good if c.trial.score is not None]
     mean, std, ci95 = describe(scores)
     return Condition(
         name=name,
@@ -86,7 +86,7 @@ def describe(scores: list[float]) -> tuple[float | None, float | None, tuple[flo
 
 def metric_values(cells: list[MatrixCell], primary: str) -> dict[str, list[float]]:
     """Every metric the evaluator reported, in seed order; a metric missing from a seed is skipped, not filled."""
-    values: dict[str, list[float]] = {primary: [float(c.trial.score) for c in cells]}
+    values: dict[str, list[float]] = {primary: [c.trial.score for c in cells if c.trial.score is not None]}
     for cell in cells:
         for key, value in cell.trial.metrics.items():
             if key != primary:
@@ -96,9 +96,8 @@ def metric_values(cells: list[MatrixCell], primary: str) -> dict[str, list[float
 
 def compare(a: Condition, b: Condition) -> Comparison:
     """`a` against `b` with Welch's t-test on the per-seed scores, when a test is possible at all."""
-    missing = without_mean(a, b)
-    if missing:
-        raise ValueError(f"cannot compare {a.name!r} with {b.name!r}: {missing!r} has no successful seed")
+    if a.mean is None or b.mean is None:
+        raise ValueError(f"cannot compare {a.name!r} with {b.name!r}: {without_mean(a, b)!r} has no successful seed")
     difference = a.mean - b.mean
     reason = untestable_reason(a, b)
     if reason:
@@ -146,18 +145,31 @@ def analyse(
     best = head(trials, direction)
     conditions = build_conditions(cells, metric)
     comparisons, skipped = build_comparisons(conditions)
+    disagreement = matrix_disagrees(comparisons, direction)
     return Results(
         run_id=run_id,
         task=task_name,
         metric=metric,
         direction=direction,
-        success=any(succeeded(t) for t in trials),
+        success=best is not None and best.proposer != "baseline" and disagreement is None,
+        evaluated=any(succeeded(t) for t in trials),
         best_trial_id=best.id if best else None,
         trials=[trial_point(t) for t in trials],
         conditions=conditions,
         comparisons=comparisons,
-        notes=loop_notes(trials, best) + condition_notes(conditions) + skipped,
+        notes=loop_notes(trials, best) + condition_notes(conditions) + skipped + ([disagreement] if disagreement else []),
     )
+
+
+def matrix_disagrees(comparisons: list[Comparison], direction: str) -> str | None:
+    """Why the run matrix does not bear out the loop's improvement, or None: over fresh seeds the
+    proposed recipe must do better than the baseline on average, or the loop's pick was noise."""
+    for c in comparisons:
+        if (c.a, c.b) == ("proposed", "baseline"):
+            better = c.difference > 0 if direction == "maximize" else c.difference < 0
+            if not better:
+                return f"over the matrix's seeds the proposed recipe did not beat the baseline (difference {c.difference:+.4g})"
+    return None
 
 
 def trial_point(trial: Trial) -> TrialPoint:
@@ -209,7 +221,7 @@ def loop_notes(trials: list[Trial], best: Trial | None) -> list[str]:
         notes.append(f"{failed.total()} of {len(trials)} loop trials failed ({labels})")
     if best is None:
         notes.append("no loop trial passed the evaluator: there is no best trial")
-    elif best.id == trials[0].id:
+    elif best.proposer == "baseline":
         notes.append("no trial improved on the baseline: proposed = baseline")
     return notes
 
@@ -241,13 +253,15 @@ def run_analysis(ctx: RunContext, plan: StagePlan) -> str:
                    trial=by_id[c["trial_id"]])
         for c in (matrix.get("cells", []) if isinstance(matrix, dict) else [])
     ]
-    task = ctx.task
+    task = ctx.experiment_task
     loop_trials = [t for t in trials if not t.proposer.startswith(MATRIX_PROPOSER)]
     results = analyse(ctx.run.id, task.name, task.score.metric, task.score.direction, loop_trials, cells)
     if isinstance(matrix, dict):
         results.notes.extend(matrix.get("notes", []))
     write_results(results, ctx.path("results.json"))
-    if not results.success:
+    if not results.evaluated:
         return "no trial succeeded: results.json records the failures only"
+    if not results.success:
+        return "no change beat the baseline: results.json records a negative result"
     parts = [f"{c.name} {c.mean:.4g}±{c.std:.2g} (n={c.n})" for c in results.conditions if c.mean is not None]
     return f"{task.score.metric}: " + "; ".join(parts)

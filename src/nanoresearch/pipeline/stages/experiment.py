@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from nanoresearch.compute.budget import Budget, parse_budget
+from nanoresearch.compute.budget import MODEL_UNITS, Budget, Spent, check_model_call, spent
 from nanoresearch.compute.executor import create_executor
 from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
@@ -19,6 +19,9 @@ from nanoresearch.store.models import Trial
 from nanoresearch.trials.loop import BudgetExhausted, LoopSettings, TrialLoop
 
 BASE_SEED = 0
+# The trial loop is the one stage that would spend tokens and dollars until none are left: it gets at
+# most this part of what is left when it starts, and the rest is kept for analysis, writing and review.
+LOOP_MODEL_SHARE = 0.5
 
 
 class Cell(BaseModel):
@@ -48,21 +51,33 @@ def run_experiment(ctx: RunContext, plan: StagePlan) -> str:
     if ctx.done("experiment", "loop") is None:
         loop.run()
         ctx.mark("experiment", "loop", {"trials": len(loop.trials())})
+    # Spent tokens or dollars leave no model call for the stages after this one: the run stops here,
+    # before the matrix spends compute on results nothing could write up (resume --budget runs it).
+    check_model_call(ctx.options.budget, spent(ctx.store, ctx.user_id, ctx.run.id), ctx.run.id)
     head = loop.head()
     if head is None:
+        stop_if_the_budget_judged_no_trial(ctx, loop)
         ctx.write_json("matrix.json", [])
         return f"no trial passed the evaluator in {len(loop.trials())} trials; no run matrix"
-    full = make_loop(ctx, parse_budget(ctx.options.budget))  # the matrix may use what the loop left
+    full = make_loop(ctx, ctx.options.budget)  # the matrix may use what the loop left
     full.recover_interrupted()  # a matrix cell the last process died in: labelled, and its cell is run again
     cells, notes = run_matrix(ctx, full, blueprint, head)
     ctx.write_json("matrix.json", {"cells": [c.model_dump() for c in cells], "notes": notes})
-    return f"{len(loop.trials())} trials; head trial {head.id} ({ctx.task.score.metric} {head.score:.4g}); {len(cells)} matrix runs"
+    return f"{len(loop.trials())} trials; head trial {head.id} ({ctx.experiment_task.score.metric} {head.score:.4g}); {len(cells)} matrix runs"
+
+
+def stop_if_the_budget_judged_no_trial(ctx: RunContext, loop: TrialLoop) -> None:
+    """No result because the budget refused or cut short every trial is a budget stop, not a negative
+    result: the run stops (BudgetExhausted) rather than report a hypothesis it never tested as failed."""
+    if not any(t.job_id and t.failure != "budget_overrun" for t in loop.trials()):
+        make_loop(ctx, ctx.options.budget).ensure_budget()
 
 
 def loop_budget(ctx: RunContext, blueprint: Blueprint, plan: StagePlan) -> Budget:
-    """The run's budget less what the matrix will need; the plan's share scales wall time."""
-    budget = parse_budget(ctx.options.budget)
-    update: dict = {}
+    """The run's budget less what the matrix will need; the plan's share scales wall time, and of the
+    tokens and dollars left the loop gets the plan's share, at most LOOP_MODEL_SHARE."""
+    budget = ctx.options.budget
+    update: dict = loop_model_limits(budget, spent(ctx.store, ctx.user_id, ctx.run.id), plan.fraction())
     if budget.trials is not None:
         reserve = matrix_runs(blueprint.seeds, len(blueprint.run_matrix) - 2)
         update["trials"] = max(2, budget.trials - reserve)
@@ -71,8 +86,19 @@ def loop_budget(ctx: RunContext, blueprint: Blueprint, plan: StagePlan) -> Budge
     return budget.model_copy(update=update)
 
 
+def loop_model_limits(budget: Budget, used: Spent, fraction: float) -> dict[str, float]:
+    """The loop's limits on tokens and dollars, as run totals: what is spent plus its share of what is left."""
+    share = min(fraction, LOOP_MODEL_SHARE)
+    limits: dict[str, float] = {}
+    for unit in MODEL_UNITS:
+        limit = getattr(budget, unit)
+        if limit is not None:
+            limits[unit] = type(limit)(getattr(used, unit) + max(0.0, limit - getattr(used, unit)) * share)
+    return limits
+
+
 def make_loop(ctx: RunContext, budget: Budget, guidance: str = "") -> TrialLoop:
-    task = ctx.task
+    task = ctx.experiment_task
     settings = LoopSettings(
         parallel=ctx.options.parallel, max_debug=ctx.options.max_debug,
         env={task.seed_env: str(BASE_SEED)} if task.seed_env else {}, guidance=guidance,
@@ -106,7 +132,8 @@ def variants(ctx: RunContext, blueprint: Blueprint, loop: TrialLoop, head: Trial
 def components(trials: list[Trial], head: Trial, root: Trial | None) -> list[Trial]:
     """The edits on the path from the baseline (or the task's recipe) to the head, oldest first."""
     by_id = {t.id: t for t in trials}
-    path, node = [], head
+    path: list[Trial] = []
+    node: Trial | None = head
     while node is not None and (root is None or node.id != root.id):
         if node.diff.strip():
             path.append(node)
@@ -117,7 +144,7 @@ def components(trials: list[Trial], head: Trial, root: Trial | None) -> list[Tri
 def run_matrix(ctx: RunContext, loop: TrialLoop, blueprint: Blueprint, head: Trial) -> tuple[list[Cell], list[str]]:
     by_id = {t.id: t for t in loop.trials()}
     root = loop.baseline()
-    seed_env = ctx.task.seed_env
+    seed_env = ctx.experiment_task.seed_env
     cells: list[Cell] = []
     notes: list[str] = []
     for variant in variants(ctx, blueprint, loop, head):

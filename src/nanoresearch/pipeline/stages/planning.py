@@ -8,11 +8,10 @@ what code knows better: the compute estimate and the run matrix.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from nanoresearch.compute.budget import parse_budget
 from nanoresearch.errors import EndpointUnavailableError, LLMError, UserError
 from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
@@ -28,8 +27,8 @@ class Metric(BaseModel):
 
 
 class KnobAblation(BaseModel):
-    name: text(60)
-    description: text(200)
+    name: Annotated[str, text(60)]
+    description: Annotated[str, text(200)]
     knob: str  # one of the task's knobs
     value: float
 
@@ -37,10 +36,10 @@ class KnobAblation(BaseModel):
 class Draft(BaseModel):
     """What the model writes."""
 
-    title: text(120)
-    datasets: list[text(100)] = Field(min_length=1, max_length=3)
-    baselines: list[text(160)] = Field(min_length=1, max_length=3)
-    proposed_method: text(400)
+    title: Annotated[str, text(120)]
+    datasets: list[Annotated[str, text(100)]] = Field(min_length=1, max_length=3)
+    baselines: list[Annotated[str, text(160)]] = Field(min_length=1, max_length=3)
+    proposed_method: Annotated[str, text(400)]
     primary_metric: Metric
     secondary_metrics: list[str] = Field(default_factory=list, max_length=3)
     ablations: list[KnobAblation] = Field(default_factory=list, max_length=3)
@@ -87,13 +86,13 @@ def use_generated_task(ctx: RunContext, task: Task) -> None:
     """From now on the run's task, also for `resume`: the folder goes into the stored run options."""
     ctx.task = task
     ctx.options = ctx.options.model_copy(update={"task": str(task.folder)})
-    ctx.store.set_run_config(ctx.run.id, ctx.options.model_dump())
+    ctx.store.set_run_options(ctx.run.id, ctx.options)
     ctx.log("task_generated", folder=str(task.folder), metric=task.score.metric, knobs=sorted(task.knobs))
     ctx.say(f"generated task {task.name}: {task.metric_text()}")
 
 
 def draft_blueprint(ctx: RunContext, plan: StagePlan, hypothesis: str) -> tuple[Draft, list[str]]:
-    task = ctx.task
+    task = ctx.experiment_task
     schema = draft_schema(task)
     prompt = planning_prompt(ctx, plan, hypothesis)
     try:
@@ -138,10 +137,10 @@ def draft_schema(task: Task) -> dict:
 
 
 def planning_prompt(ctx: RunContext, plan: StagePlan, hypothesis: str) -> str:
-    task = ctx.task
+    task = ctx.experiment_task
     knobs = "\n".join(f"- {name}: default {k.default:g}, lowest {k.min:g}" for name, k in task.knobs.items())
     return (
-        f"Research goal: {ctx.options.goal}\nHypothesis to test: {hypothesis}\n"
+        f"Research goal: {ctx.run.goal}\nHypothesis to test: {hypothesis}\n"
         f"Task: {task.name}: {task.description}\nScore: {task.score.metric} ({task.score.direction}).\n"
         f"Knobs the recipe reads (ablations may set one to another value in its range):\n{knobs or '(none)'}\n"
         f"Plan:\n{plan.text()}\n\nWrite the experiment blueprint."
@@ -168,14 +167,14 @@ def ablation_problems(task: Task, ablation: KnobAblation) -> list[str]:
 
 
 def ground(ctx: RunContext, draft: Draft, hypothesis: str, notes: list[str]) -> Blueprint:
-    task = ctx.task
+    task = ctx.experiment_task
     settings = ctx.settings.pipeline
     profile = load_profile(ctx.settings)
     seeds = seeds_for_rigour(profile.rigour, draft.seeds, settings.seeds) if task.seed_env else 1
     if not task.seed_env:
         notes.append(f"task {task.name} takes no seed (no seed_env): every condition runs once")
     ablations = [] if profile.ablation_strictness == "none" else draft.ablations[: settings.max_ablations]
-    seeds, ablations = fit_matrix(parse_budget(ctx.options.budget).trials, seeds, ablations, notes)
+    seeds, ablations = fit_matrix(ctx.options.budget.trials, seeds, ablations, notes)
     matrix = [
         MatrixRow(condition="baseline", kind="baseline", description="the task's recipe as given", seeds=seeds),
         MatrixRow(condition="proposed", kind="proposed", description="the best recipe the trial loop kept", seeds=seeds),
@@ -215,8 +214,8 @@ def fit_matrix(trials: int | None, seeds: int, ablations: list[KnobAblation], no
 
 def estimate(ctx: RunContext, matrix: list[MatrixRow]) -> ComputeEstimate:
     """The trial budget (or 8 loop trials) plus the matrix runs, each at the task's requested resources."""
-    task = ctx.task
-    budget = parse_budget(ctx.options.budget)
+    task = ctx.experiment_task
+    budget = ctx.options.budget
     cells = matrix_runs(matrix[0].seeds, len(matrix) - 2)
     trials = budget.trials if budget.trials is not None else 8 + cells
     hours = trials * task.resources.time_s / 3600

@@ -7,7 +7,7 @@ fixed score anywhere. If the model cannot fill the form the stage fails with a c
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,10 +24,10 @@ PAPER_CHARS = 6000  # what the reviewer reads of the paper: a small local model 
 
 
 class ReviewForm(BaseModel):
-    summary: text(600)
-    strengths: list[text(240)] = Field(min_length=1, max_length=4)
-    weaknesses: list[text(240)] = Field(min_length=1, max_length=4)
-    questions: list[text(240)] = Field(default_factory=list, max_length=3)
+    summary: Annotated[str, text(600)]
+    strengths: list[Annotated[str, text(240)]] = Field(min_length=1, max_length=4)
+    weaknesses: list[Annotated[str, text(240)]] = Field(min_length=1, max_length=4)
+    questions: list[Annotated[str, text(240)]] = Field(default_factory=list, max_length=3)
     soundness: int = Field(ge=1, le=4)
     presentation: int = Field(ge=1, le=4)
     contribution: int = Field(ge=1, le=4)

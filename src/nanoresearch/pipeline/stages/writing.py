@@ -50,7 +50,7 @@ def run_writing(ctx: RunContext, plan: StagePlan) -> str:
     results = read_results(ctx.workspace / "results.json")
     if not results.success:
         ctx.path("report.md").write_text(negative_report(ctx, results), encoding="utf-8")
-        return "no trial succeeded: wrote the negative-result report report.md instead of a paper"
+        return "no improvement over the baseline: wrote the negative-result report report.md instead of a paper"
     blueprint = Blueprint.model_validate(ctx.read_json("blueprint.json"))
     sections = {}
     for name, instruction in SECTIONS.items():
@@ -77,7 +77,7 @@ def section_prompt(ctx: RunContext, plan: StagePlan, instruction: str, review: s
         "You write one section of a research paper as LaTeX prose: no \\section command, no preamble.",
         "Never type a number: write the macros listed under Results instead. Cite only with \\cite{key} using the keys below.",
         DATA_RULE,
-        f"Goal: {ctx.options.goal}",
+        f"Goal: {ctx.run.goal}",
         f"Hypothesis: {blueprint.hypothesis}",
         f"Method: {blueprint.proposed_method}",
         f"Baselines: {'; '.join(blueprint.baselines)}",
@@ -134,21 +134,29 @@ def paper_summary(state: PaperState) -> str:
     return f"{len(state.sections)} sections, {where}{removed}"
 
 
+def negative_finding(results: Results) -> str:
+    if not results.evaluated:
+        return f"No trial on task `{results.task}` passed its evaluator, so there is no result to report and no paper."
+    return (f"Trials on task `{results.task}` ran and were scored, but no change beat the baseline, so the "
+            "hypothesis is not borne out and there is no improvement to write a paper about.")
+
+
 def negative_report(ctx: RunContext, results: Results) -> str:
     """What was tried and how each trial failed, from the store; no number that was not measured."""
     lines = [
-        f"# Negative result: {ctx.options.goal}",
+        f"# Negative result: {ctx.run.goal}",
         "",
-        f"No trial on task `{results.task}` passed its evaluator, so there is no result to report and no paper.",
+        negative_finding(results),
         f"Metric: {results.metric} ({results.direction}).",
         "",
-        "| trial | proposer | hypothesis | failure | detail |",
-        "|---|---|---|---|---|",
+        "| trial | proposer | hypothesis | score | failure | detail |",
+        "|---|---|---|---|---|---|",
     ]
     for trial in ctx.store.trials(ctx.run.id):
         detail = " ".join(trial.detail.split())[:160].replace("|", "/")
         hypothesis = " ".join(trial.hypothesis.split())[:100].replace("|", "/")
-        lines.append(f"| {trial.id} | {trial.proposer} | {hypothesis} | {trial.failure or '-'} | {detail} |")
+        score = "-" if trial.score is None else f"{trial.score:.4g}"
+        lines.append(f"| {trial.id} | {trial.proposer} | {hypothesis} | {score} | {trial.failure or '-'} | {detail} |")
     lines += ["", "## Notes", *[f"- {note}" for note in results.notes or ["none"]], ""]
     lines.append("Logs of each trial: `nanoresearch trials show ID`.")
     return "\n".join(lines) + "\n"

@@ -37,6 +37,7 @@ bench: setup-dev
 	$(BIN)/python bench/bench_retrieval.py
 	$(BIN)/python bench/bench_sandbox.py
 	$(BIN)/python bench/bench_sdpo.py
+	$(BIN)/python bench/bench_web.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV)

@@ -32,8 +32,14 @@ def test_the_recorded_demo_run_replays_to_a_paper_and_review(capsys, monkeypatch
     assert result.code == 0, result.err
 
     (folder,) = (home / "users" / "alice" / "runs").iterdir()
-    for artifact in ("ideas.json", "blueprint.json", "matrix.json", "results.json", "figures/learning_curve.png",
-                     "paper/paper.tex", "paper/references.bib", "paper/paper.pdf", "reviews/review.json"):
+    for artifact in ("ideas.json", "blueprint.json", "matrix.json", "results.json", "figures/learning_curve.png"):
+        assert (folder / artifact).is_file(), artifact
+    results = json.loads((folder / "results.json").read_text())
+    if not results["success"]:  # the 135M model's edits rarely beat the baseline: an honest negative result
+        assert "Negative result" in (folder / "report.md").read_text()
+        assert not (folder / "paper" / "paper.tex").exists()
+        return
+    for artifact in ("paper/paper.tex", "paper/references.bib", "paper/paper.pdf", "reviews/review.json"):
         assert (folder / artifact).is_file(), artifact
     review = json.loads((folder / "reviews" / "review.json").read_text())
     recorded_reviews = [json.loads(c["response_text"]) for c in recording["calls"] if c["stage"] == "review"]

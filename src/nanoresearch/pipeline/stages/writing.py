@@ -137,8 +137,11 @@ def paper_summary(state: PaperState) -> str:
 def negative_finding(results: Results) -> str:
     if not results.evaluated:
         return f"No trial on task `{results.task}` passed its evaluator, so there is no result to report and no paper."
-    return (f"Trials on task `{results.task}` ran and were scored, but no change beat the baseline, so the "
-            "hypothesis is not borne out and there is no improvement to write a paper about.")
+    if not any(t.proposer != "baseline" and t.score is not None and t.failure is None for t in results.trials):
+        return (f"Only the baseline of task `{results.task}` was scored: every change to the recipe failed (see the "
+                "table), so the hypothesis was not tested and there is no improvement to write a paper about.")
+    return (f"Changes to the recipe of task `{results.task}` ran and were scored, but none beat the baseline, so "
+            "the hypothesis is not borne out and there is no improvement to write a paper about.")
 
 
 def negative_report(ctx: RunContext, results: Results) -> str:

@@ -38,6 +38,7 @@ bench: setup-dev
 	$(BIN)/python bench/bench_sandbox.py
 	$(BIN)/python bench/bench_sdpo.py
 	$(BIN)/python bench/bench_web.py
+	$(BIN)/python bench/bench_budget.py
 
 clean:
 	rm -rf $(STAMPS) $(VENV)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,7 @@ from nanoresearch.store import Store  # noqa: E402
 from nanoresearch.trials.loop import LoopSettings, TrialLoop  # noqa: E402
 from nanoresearch.trials.task import load_task  # noqa: E402
 
+GPU_TRES = re.compile(r"gpu(?::[^:=,]+)?[:=](\d+)")  # gres/gpu=1, gres/gpu:tesla=1, gpu:1
 UNITS = ("trials", "wall", "cpu_hours", "gpu_hours")
 # Budgets in trials' worth (a trial ~ --sleep s plus overhead): tight stops a trial at its share.
 LEVELS = {"tight": 1.5, "medium": 3.5, "generous": 7.0}
@@ -155,7 +157,7 @@ def sacct_seconds(jobs: list[str], per: str) -> float | None:
     for row in result.stdout.splitlines():
         job, start, end, cpus, tres = row.split("|", 4)
         if job in jobs and start.isdigit() and end.isdigit():
-            count = int(cpus) if per == "cpus" else sum(int(p.split("=")[1]) for p in tres.split(",") if p.startswith("gres/gpu="))
+            count = int(cpus) if per == "cpus" else sum(int(n) for n in GPU_TRES.findall(tres))
             last[job] = (float(end) - float(start), count)
     return sum(seconds * count for seconds, count in last.values())
 

@@ -63,7 +63,7 @@ def check_results(folder: Path, ctx) -> Results:
     assert baseline.mean == pytest.approx(0.9472, abs=1e-3) and proposed.mean > baseline.mean
     for condition in results.conditions:  # every number is a measured trial's score
         assert condition.scores == [trials[i].score for i in condition.trial_ids]
-    assert len(trials) <= 8  # the trial budget holds
+    assert len([t for t in trials.values() if t.job_id]) <= 8  # the trial budget holds (a refused proposal starts none)
     assert {p.name for p in (folder / "figures").glob("*.png")} >= {"learning_curve.png", "comparison.png"}
     return results
 

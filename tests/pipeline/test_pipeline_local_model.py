@@ -26,13 +26,18 @@ def test_the_embedded_model_runs_a_whole_project(make_context, settings) -> None
 
     assert ctx.store.get_run(ctx.run.id).status == "done"
     folder = ctx.workspace
-    for artifact in ("ideas.json", "blueprint.json", "results.json", "figures/comparison.png", "paper/paper.pdf"):
+    for artifact in ("ideas.json", "blueprint.json", "results.json", "figures/comparison.png"):
         assert (folder / artifact).is_file(), artifact
-    review = ReviewForm.model_validate_json((folder / "reviews" / "review.json").read_text())
-    recorded = [json.loads(c.response_text) for c in ctx.store.llm_calls(ctx.user_id, ctx.run.id) if c.stage == "review"]
-    assert review.model_dump() == recorded[-1]
     plans = ctx.store.stage_plans(ctx.user_id, ctx.run.id)
     assert [p.stage for p in plans] == list(STAGE_NAMES)
     for plan in plans:  # the (x, y) of the policy's training triples, as exact token ids
         assert plan.prompt_ids and plan.output_ids
-    assert len(ctx.store.trials(ctx.run.id)) <= 4
+    assert len([t for t in ctx.store.trials(ctx.run.id) if t.job_id]) <= 4
+    if not json.loads((folder / "results.json").read_text())["success"]:
+        # the 135M model's edits seldom beat the baseline: an honest negative-result report, no paper
+        assert "Negative result" in (folder / "report.md").read_text()
+        return
+    assert (folder / "paper" / "paper.pdf").is_file()
+    review = ReviewForm.model_validate_json((folder / "reviews" / "review.json").read_text())
+    recorded = [json.loads(c.response_text) for c in ctx.store.llm_calls(ctx.user_id, ctx.run.id) if c.stage == "review"]
+    assert review.model_dump() == recorded[-1]

@@ -51,9 +51,10 @@ def test_the_ledger_enforces_a_capped_budget():
     # A trial of two GPUs for an hour fits the run's 10 GPU-hours, not the profile's cap of one.
     two_gpu_hours = Resources(gpus=2, time_s=3600)
     asked = parse_budget("trials=5,gpu_hours=10")
-    assert plan_trial(two_gpu_hours, {}, asked, Spent(), []).fits
+    # (the trial's hour is known, as the task's expected time: an unknown first trial would run as given)
+    assert plan_trial(two_gpu_hours, {}, asked, Spent(), [], expected_s=3600).fits
     budget, _ = capped_budget(asked, capped_profile(max_gpu_hours=1))
-    assert not plan_trial(two_gpu_hours, {}, budget, Spent(), []).fits
+    assert not plan_trial(two_gpu_hours, {}, budget, Spent(), [], expected_s=3600).fits
     # Capped to two trials, the third is refused.
     budget, _ = capped_budget(parse_budget("trials=5"), capped_profile(max_trials=2))
     assert not plan_trial(Resources(), {}, budget, Spent(trials=2), []).fits

@@ -52,6 +52,11 @@ from nanoresearch.trials.task import Task, clean_working_copy, editable_files
 LOG_TAIL = 4000
 
 
+# A trial that ended this way says nothing about its edit (killed with the process, stopped at its
+# budget share), so the same edit may be tried again.
+NOT_THE_EDITS_FAULT = ("infra", "budget_overrun")
+
+
 class LoopSettings(BaseModel):
     parallel: int = Field(1, ge=1, le=16)  # trials in flight at once
     max_debug: int = Field(2, ge=0, le=10)  # repair attempts for a crashed edit
@@ -192,13 +197,13 @@ class TrialLoop:
         return settings.endpoint(settings.stage(self.settings.stage).endpoint).kind == "local"
 
     def unless_tried(self, trial: Trial) -> Trial:
-        """A proposal that changes nothing, or repeats a diff already tried on the same parent, is not run again."""
+        """A proposal that changes nothing, or repeats a diff already tried (and judged) on the same parent, is not run again."""
         if trial.status != "proposed":
             return trial
         if not trial.diff.strip():
             return self.finish(trial, "bad_proposal", "the edits change nothing in the recipe")
         same = next((t for t in self.trials() if t.id != trial.id and t.parent_id == trial.parent_id
-                     and t.diff == trial.diff and t.job_id), None)
+                     and t.diff == trial.diff and t.job_id and t.failure not in NOT_THE_EDITS_FAULT), None)
         if same is not None:
             return self.finish(trial, "bad_proposal", f"the same edit was already tried as trial {same.id}")
         return trial

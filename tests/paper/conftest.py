@@ -1,11 +1,16 @@
-"""A results.json with a baseline, the proposed method and two ablations, and three retrieved papers."""
+"""A results.json with a baseline, the proposed method and two ablations, three retrieved papers, and the
+demo's digits-classifier outcome (no kept improvement) with the fact sheet of that task."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from nanoresearch.literature.source import Paper
+from nanoresearch.paper.factsheet import ClaimFact, FactSheet, KnobFact, TaskFacts, TrialFact, build_fact_sheet
 from nanoresearch.paper.results import Comparison, Condition, Results, TrialPoint
+from nanoresearch.trials.task import load_task
 
 
 @pytest.fixture
@@ -77,3 +82,45 @@ def papers() -> list[Paper]:
             arxiv_id="1234.5678",
         ),
     ]
+
+
+DIGITS = Path(__file__).resolve().parents[2] / "examples" / "tasks" / "digits-classifier"
+
+
+@pytest.fixture
+def digits_results() -> Results:
+    """The demo's outcome: the best kept trial was the baseline, so proposed = baseline = 0.947."""
+    scores = {"accuracy": [0.9472, 0.9472], "n": [360.0, 360.0]}
+    same = dict(seeds=[0, 1], scores=[0.9472, 0.9472], metrics=scores, n=2, mean=0.9472, std=0.0, ci95=(0.9472, 0.9472))
+    return Results(
+        run_id="run-digits",
+        task="digits-classifier",
+        metric="accuracy",
+        direction="maximize",
+        success=False,
+        evaluated=True,
+        best_trial_id=1,
+        trials=[
+            TrialPoint(id=1, proposer="baseline", hypothesis="the recipe as given", score=0.9472, kept=True),
+            TrialPoint(id=2, parent_id=1, proposer="llm", hypothesis="more training samples", failure="bad_proposal"),
+        ],
+        conditions=[Condition(name="baseline", kind="baseline", **same), Condition(name="proposed", kind="proposed", **same)],
+        comparisons=[Comparison(a="proposed", b="baseline", difference=0.0, test="zero variance: identical scores")],
+        notes=["no trial improved on the baseline: proposed = baseline"],
+    )  # fmt: skip
+
+
+@pytest.fixture
+def digits_sheet(digits_results: Results) -> FactSheet:
+    """The fact sheet of the digits-classifier example task, as the writing stage builds it."""
+    task = TaskFacts(
+        name="digits-classifier", description=load_task(DIGITS).description, metric="accuracy", direction="maximize",
+        editable=["train.py"], knobs=[KnobFact(name="MAX_ITER", default=10, min=3)], folder=DIGITS,
+    )
+    trials = [
+        TrialFact(id=1, proposer="baseline", hypothesis="the recipe as given", score=0.9472, kept=True),
+        TrialFact(id=2, proposer="llm", hypothesis="increase the number of training samples", failure="bad_proposal"),
+    ]
+    claims = [ClaimFact(paper="lecun1998gradient", claim="Convolutional networks recognise handwritten digits",
+                        quote="convolutional neural networks")]
+    return build_fact_sheet(task, digits_results, trials, claims)

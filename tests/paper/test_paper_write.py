@@ -111,4 +111,6 @@ def test_any_prose_gives_a_consistent_paper(
     files = write_paper(tmp_path, "T", sections, results, papers, [])
 
     assert_consistent(tmp_path)
-    assert set(files.cited_keys) <= {"lecun1998gradient", "higgins2017beta"}
+    # A related work that leaves the paper citing nothing gets the retrieved papers listed (repairs.py).
+    listed = any(repair.kind == "bibliography" for repair in files.checks.repairs)
+    assert set(files.cited_keys) <= ({p.key for p in papers} if listed else {"lecun1998gradient", "higgins2017beta"})

@@ -1,8 +1,9 @@
 """The paper: LaTeX from a template, numbers and tables from results.json, BibTeX from retrieved papers.
 
-The pipeline calls `write_paper` (guards the LLM's prose and writes paper.tex, references.bib,
-numbers.json) and then `compile_pdf`. The writer LLM is shown `facts_text(number_macros(results))`
-and cites numbers by macro.
+The pipeline builds a `FactSheet` (factsheet.py) for the writer LLM, which cites numbers by macro;
+`write_paper` checks its prose (guard.py, fact_checker.py, claims_check.py), repairs what a small model
+leaves (repairs.py) and writes paper.tex, references.bib, numbers.json and checks.json; then
+`compile_pdf`.
 """
 
 from nanoresearch.paper.compile import CompileResult, compile_pdf

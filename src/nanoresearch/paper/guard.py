@@ -202,11 +202,18 @@ def split_sentences(text: str) -> list[tuple[str, str]]:
 
 
 def _drop_sentences(text: str, unwanted: Callable[[str], bool]) -> tuple[str, list[str]]:
+    clean, removed = drop_sentences_with_reasons(text, lambda s: "unwanted" if unwanted(s) else None)
+    return clean, [sentence for sentence, _ in removed]
+
+
+def drop_sentences_with_reasons(text: str, reason: Callable[[str], str | None]) -> tuple[str, list[tuple[str, str]]]:
+    """Drop each sentence for which `reason` gives a reason; (text left, [(sentence, reason)])."""
     kept: list[str] = []
-    removed: list[str] = []
+    removed: list[tuple[str, str]] = []
     for sentence, gap in split_sentences(text):
-        if sentence.strip() and unwanted(sentence):
-            removed.append(sentence.strip())
+        why = reason(sentence) if sentence.strip() else None
+        if why:
+            removed.append((sentence.strip(), why))
             if "\n\n" in gap.replace(" ", "").replace("\t", ""):
                 kept.append(gap)  # keep the paragraph break the sentence ended
             continue
@@ -255,11 +262,11 @@ def guard_numbers(text: str, allowed: set[str]) -> tuple[str, list[str]]:
     """
     allowed_numbers = {number for value in allowed for number, _ in _numbers(value)}
     return _drop_sentences(
-        text, lambda s: any(flagged and number not in allowed_numbers for number, flagged in _numbers(_prose_only(s)))
+        text, lambda s: any(flagged and number not in allowed_numbers for number, flagged in _numbers(prose_only(s)))
     )
 
 
-def _prose_only(sentence: str) -> str:
+def prose_only(sentence: str) -> str:
     """The sentence without citation keys, labels and command names, whose digits are not numbers."""
     sentence = _REF.sub(" ", _CITE.sub(" ", sentence))
     return _CONTROL_WORD.sub(" ", sentence)

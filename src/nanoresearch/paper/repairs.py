@@ -1,0 +1,137 @@
+"""Repairs of what a small model leaves in a section: Markdown, a sentence cut off at the token limit,
+a section the checks emptied, a related work that cites none of the papers it was given.
+
+Each repair returns what it did, so `write_paper` records it in checks.json: nothing is compiled
+silently.
+"""
+
+from __future__ import annotations
+
+import re
+
+from nanoresearch.literature.source import Paper
+from nanoresearch.paper.bibliography import bib_key
+from nanoresearch.paper.guard import cited_keys, split_sentences
+from nanoresearch.paper.latex import latex_escape
+
+EMPTY_NOTE = "\\emph{(No text of this section passed the paper's checks: checks.json lists what was removed and why.)}"
+_HEADING = re.compile(r"[ \t]*#{1,6}[ \t]+(?P<title>.*?)[ \t#]*")
+_BULLET = re.compile(r"[ \t]*(?:[-*+•]|\d{1,2}[.)])[ \t]+(?P<item>\S.*)")
+_FENCE = re.compile(r"[ \t]*(?:```|~~~)")
+_BOLD = re.compile(r"\*\*(?=\S)(?P<text>[^*\n]+?)(?<=\S)\*\*|__(?=\S)(?P<under>[^_\n]+?)(?<=\S)__")
+_ITALIC = re.compile(r"(?<![*\w\\])\*(?=[^\s*])(?P<text>[^*\n]+?)(?<=[^\s*])\*(?![*\w])")
+_CODE = re.compile(r"`(?P<text>[^`\n]+)`")
+# A full stop, or a citation after one ("... as shown before. \\cite{x}"): the unknown key is the guard's to drop.
+_FINISHED = re.compile(r"(?:[.!?]|\\cite\w*\*?(?:\[[^\]]*\])*\{[^{}]*\})[\s)\]}\"'”’]*$")
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def markdown_to_latex(text: str) -> tuple[str, list[str]]:
+    """Markdown turned into the LaTeX the guard keeps; (text, what was changed).
+
+    A heading before any prose repeats the section's own heading and goes; a later one becomes a
+    \\subsection. A bullet list becomes running sentences, a fenced code block goes (a paper's
+    prose holds no code), **bold**, *emphasis* and `code` become \\textbf, \\emph and plain text."""
+    lines, changes = _block_markdown(text.splitlines())
+    text = "\n".join(lines)
+    for pattern, replacement, name in (
+        (_BOLD, lambda m: "\\textbf{" + (m["text"] or m["under"]) + "}", "bold"),
+        (_ITALIC, lambda m: "\\emph{" + m["text"] + "}", "emphasis"),
+        (_CODE, lambda m: m["text"], "inline code"),
+    ):
+        text, count = pattern.subn(replacement, text)
+        if count:
+            changes.append(f"{count} Markdown {name} mark(s) converted")
+    return text, changes
+
+
+def _block_markdown(lines: list[str]) -> tuple[list[str], list[str]]:
+    out: list[str] = []
+    changes: list[str] = []
+    items: list[str] = []
+    in_code = False
+    for line in lines:
+        if _FENCE.match(line):
+            if not in_code:
+                changes.append("a Markdown code block removed")
+            in_code = not in_code
+            continue
+        bullet = _BULLET.fullmatch(line)
+        if in_code or bullet:
+            items += [_as_sentence(bullet["item"])] if bullet and not in_code else []
+            continue
+        if items:
+            out.append(" ".join(items))
+            changes.append(f"a Markdown list of {len(items)} item(s) written as sentences")
+            items = []
+        heading = _HEADING.fullmatch(line)
+        if heading:
+            prose_before = any(previous.strip() for previous in out)
+            out += [f"\n\\subsection{{{heading['title']}}}\n"] if prose_before else []
+            changes.append(f"Markdown heading '{line.strip()}' " + ("made a subsection" if prose_before else "removed"))
+            continue
+        out.append(line)
+    if items:
+        out.append(" ".join(items))
+        changes.append(f"a Markdown list of {len(items)} item(s) written as sentences")
+    return out, changes
+
+
+def _as_sentence(item: str) -> str:
+    item = item.strip()
+    return item if _FINISHED.search(item) else item.rstrip(",;:") + "."
+
+
+# ---------------------------------------------------------------- cut off
+
+
+def trim_unfinished(text: str) -> tuple[str, str | None]:
+    """The text up to its last full sentence, and the unfinished fragment dropped (None when it ends well)."""
+    stripped = text.rstrip()
+    if not stripped or _FINISHED.search(stripped):
+        return text, None
+    sentences = split_sentences(stripped)
+    fragment = sentences[-1][0]
+    return "".join(sentence + gap for sentence, gap in sentences[:-1]).rstrip(), fragment.strip()
+
+
+# ---------------------------------------------------------------- bibliography
+
+
+def _surname(author: str) -> str:
+    """'Yann LeCun' -> 'LeCun', 'Srivastava, Nitish' -> 'Srivastava'."""
+    name = author.split(",")[0] if "," in author else (author.split() or [""])[-1]
+    return name.strip()
+
+
+def _mentioned(paper: Paper, sentence: str) -> bool:
+    surname = _surname(paper.authors[0]) if paper.authors else ""
+    if len(surname) >= 3 and re.search(rf"\b{re.escape(surname)}\b", sentence):
+        return True
+    title = " ".join(paper.title.split())
+    return len(title) >= 12 and title.lower() in " ".join(sentence.split()).lower()
+
+
+def cite_mentioned_papers(text: str, papers: list[Paper]) -> tuple[str, list[str]]:
+    """Add \\citep to each sentence without a citation that names a retrieved paper (its first author's
+    surname or its title); (text, the keys added)."""
+    added: list[str] = []
+    out: list[str] = []
+    for sentence, gap in split_sentences(text):
+        keys = [] if cited_keys(sentence) else [bib_key(p) for p in papers if _mentioned(p, sentence)]
+        keys = list(dict.fromkeys(keys))
+        if keys:
+            added += keys
+            end = re.search(r"[.!?]?[\s)\]}\"'”’]*$", sentence)
+            cut = end.start() if end else len(sentence)
+            sentence = f"{sentence[:cut]}~\\citep{{{','.join(keys)}}}{sentence[cut:]}"
+        out.append(sentence + gap)
+    return "".join(out), list(dict.fromkeys(added))
+
+
+def retrieved_papers_paragraph(papers: list[Paper]) -> str:
+    """A sentence written by code that cites every retrieved paper by its title."""
+    listed = "; ".join(f"{latex_escape(p.title)}~\\citep{{{bib_key(p)}}}" for p in papers)
+    return f"This study draws on the work its literature search retrieved: {listed}."

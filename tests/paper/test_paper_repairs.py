@@ -1,0 +1,129 @@
+"""Markdown, a section cut off at the token limit, a section the checks emptied and a related work citing
+nothing are repaired and recorded in checks.json, never compiled silently (the demo's paper had all four,
+and a 0-byte references.bib with 8 papers retrieved)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nanoresearch.literature.source import Paper
+from nanoresearch.paper.factsheet import FactSheet
+from nanoresearch.paper.repairs import EMPTY_NOTE, cite_mentioned_papers, markdown_to_latex, trim_unfinished
+from nanoresearch.paper.results import Results
+from nanoresearch.paper.write import write_paper
+
+DEMO_MARKDOWN = """# Method Description
+
+We train a **logistic regression** on the pixel values, as in *the recipe*.
+
+- The solver runs for `MAX_ITER` iterations
+- Each trial changes train.py only
+
+## Evaluation
+
+```python
+model.fit(x, y)
+```
+The evaluator scores the held-out images."""
+
+
+def repairs_of(folder: Path) -> list[tuple[str, str]]:
+    return [(r["section"], r["kind"]) for r in json.loads((folder / "checks.json").read_text())["repairs"]]
+
+
+def test_markdown_becomes_the_latex_the_guard_keeps() -> None:
+    text, changes = markdown_to_latex(DEMO_MARKDOWN)
+
+    assert text.lstrip().startswith("We train a \\textbf{logistic regression} on the pixel values, as in \\emph{the recipe}.")
+    assert "The solver runs for MAX_ITER iterations. Each trial changes train.py only." in text
+    assert "\\subsection{Evaluation}" in text and "model.fit" not in text and "#" not in text and "`" not in text
+    assert changes == [
+        "Markdown heading '# Method Description' removed",
+        "a Markdown list of 2 item(s) written as sentences",
+        "Markdown heading '## Evaluation' made a subsection",
+        "a Markdown code block removed",
+        "1 Markdown bold mark(s) converted",
+        "1 Markdown emphasis mark(s) converted",
+        "1 Markdown inline code mark(s) converted",
+    ]
+
+
+def test_plain_prose_is_left_alone() -> None:
+    prose = "Accuracy is 2 * 3 times nothing; see \\emph{x} and \\cite{a}."
+    assert markdown_to_latex(prose) == (prose, [])
+
+
+def test_a_section_cut_off_mid_sentence_is_trimmed_to_its_last_full_sentence() -> None:
+    assert trim_unfinished("The recipe is logistic regression. It stops after the") == (
+        "The recipe is logistic regression.", "It stops after the"
+    )  # fmt: skip
+    assert trim_unfinished("Done (see the table).") == ("Done (see the table).", None)
+    assert trim_unfinished("As shown before. \\cite{x}") == ("As shown before. \\cite{x}", None)
+    assert trim_unfinished("only a fragment of") == ("", "only a fragment of")
+
+
+def test_write_paper_repairs_markdown_and_cut_off_sections_and_says_so(
+    tmp_path: Path, digits_results: Results, digits_sheet: FactSheet
+) -> None:
+    sections = {"method": DEMO_MARKDOWN, "conclusion": "The recipe was left as it was. Future work could tune the"}
+
+    files = write_paper(tmp_path, "Digits", sections, digits_results, [], [], sheet=digits_sheet)
+
+    tex = files.tex.read_text()
+    assert "\\# Method Description" not in tex and "**" not in tex and "\\textbf{logistic regression}" in tex
+    assert "The recipe was left as it was.\n" in tex and "Future work could tune the" not in tex
+    assert ("conclusion", "cut_off") in repairs_of(tmp_path) and ("method", "markdown") in repairs_of(tmp_path)
+
+
+def test_a_section_with_nothing_left_says_so_in_the_paper(
+    tmp_path: Path, digits_results: Results, digits_sheet: FactSheet
+) -> None:
+    sections = {"abstract": "We train a CNN on MNIST with 60,000 images.", "method": ""}
+
+    files = write_paper(tmp_path, "Digits", sections, digits_results, [], [], sheet=digits_sheet)
+
+    tex = files.tex.read_text()
+    assert tex.count(EMPTY_NOTE) == 2
+    assert repairs_of(tmp_path) == [("abstract", "empty_section"), ("method", "empty_section")]
+
+
+def test_a_related_work_citing_nothing_cites_the_papers_it_names_or_lists_them(
+    tmp_path: Path, results: Results, papers: list[Paper]
+) -> None:
+    naming = {"related_work": "LeCun and colleagues applied gradient-based learning to documents."}
+    naming_none = {"related_work": "Digit recognition has a long history."}
+
+    named = write_paper(tmp_path / "named", "T", naming, results, papers, [])
+    listed = write_paper(tmp_path / "listed", "T", naming_none, results, papers, [])
+
+    assert "documents~\\citep{lecun1998gradient}." in named.tex.read_text()
+    assert named.cited_keys == ["lecun1998gradient"] and repairs_of(tmp_path / "named") == [
+        ("related_work", "bibliography")
+    ]
+    assert listed.cited_keys == [p.key for p in papers]  # the demo's references.bib was empty with papers retrieved
+    assert listed.bib.read_text().count("@") == len(papers)
+    assert "Dropout: A Simple Way to Prevent Neural Networks from Overfitting~\\citep{srivastava2014dropout}" in (
+        listed.tex.read_text()
+    )
+
+
+def test_a_sentence_already_citing_is_not_given_a_second_citation(papers: list[Paper]) -> None:
+    text = "LeCun showed it \\cite{lecun1998gradient}. Srivastava and Hinton proposed dropout."
+
+    repaired, added = cite_mentioned_papers(text, papers)
+
+    assert added == ["srivastava2014dropout"]
+    assert repaired == "LeCun showed it \\cite{lecun1998gradient}. Srivastava and Hinton proposed dropout~\\citep{srivastava2014dropout}."
+
+
+def test_the_summary_status_shows_counts_what_checks_json_holds(
+    tmp_path: Path, digits_results: Results, digits_sheet: FactSheet, papers: list[Paper]
+) -> None:
+    sections = {"related_work": "Digits are hard.", "method": "We train a CNN. It uses \\cite{ghost}"}
+
+    files = write_paper(tmp_path, "Digits", sections, digits_results, papers, [], sheet=digits_sheet)
+
+    assert files.checks.summary() == (
+        "1 sentence(s) removed (1 facts); 1 unknown cite key(s) removed; 1 repair(s) (bibliography)"
+    )

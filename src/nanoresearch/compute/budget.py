@@ -12,15 +12,18 @@ so a running trial cannot overspend: its executor stops it and it is labelled `b
 from __future__ import annotations
 
 import math
+import shlex
 import statistics
+import time
 
 from pydantic import BaseModel
 
 from nanoresearch.compute.executor import Resources
 from nanoresearch.errors import BudgetExhausted, UserError
 from nanoresearch.store import Store
-from nanoresearch.store.budget import Budget, budget_items, budget_number, plain_number, validated_budget
+from nanoresearch.store.budget import Budget, budget_items, budget_number, format_budget, plain_number, validated_budget
 from nanoresearch.store.budget import parse_budget as parse_budget  # the budget's spelling lives with the run record
+from nanoresearch.store.models import Run
 
 
 def raised_budget(current: Budget, text: str) -> Budget:
@@ -69,29 +72,41 @@ _AMOUNTS = {"trials": ("{:,.0f}", " trials"), "wall_s": ("{:,.0f}", " s"), "cpu_
 MODEL_UNITS = ("tokens", "usd")  # what a model call spends
 
 
-def budget_spent(unit: str, limit: float, used: float, run_id: str) -> BudgetExhausted:
-    """The stop at a spent limit: what was spent of what, and the flag that gives the run more."""
-    flag = _FLAGS.get(unit, unit)
-    more = f"{plain_number(limit / 60)}m" if unit == "wall_s" and limit % 60 == 0 else plain_number(limit)
+def budget_spent(unit: str, limit: float, used: float, run_id: str, session: Run | None = None) -> BudgetExhausted:
+    """The stop at a spent limit: what was spent of what, and the command that gives the run more
+    (`session`: the run, when it may be a trial session, which another command continues)."""
     number, word = _AMOUNTS[unit]
     return BudgetExhausted(
-        f"the {flag} budget is spent: {number.format(used)} of {number.format(limit)}{word}",
-        hint=f"give more with `nanoresearch resume {run_id} --budget {flag}=+{more}`", unit=unit,
+        f"the {_FLAGS.get(unit, unit)} budget is spent: {number.format(used)} of {number.format(limit)}{word}",
+        hint=more_budget_hint(unit, limit, run_id, session), unit=unit,
     )
 
 
-def check_model_call(budget: Budget, used: Spent, run_id: str) -> None:
+def more_budget_hint(unit: str, limit: float, run_id: str, session: Run | None = None) -> str:
+    """How to continue a run with twice its limit of a spent unit. A research run: `resume RUN --budget
+    unit=+limit`. A trial session is continued by `trials run --resume`, whose --budget replaces the
+    session's own budget and takes no `+`: so it names every limit, the spent one raised."""
+    flag = _FLAGS.get(unit, unit)
+    if session is not None and session.kind == "trials":
+        raised = format_budget(session.options.budget.model_copy(update={unit: 2 * limit}))
+        task = shlex.quote(session.options.task or "TASK")
+        return f"give more with `nanoresearch trials run --task {task} --resume {run_id} --budget {raised}`"
+    more = f"{plain_number(limit / 60)}m" if unit == "wall_s" and limit % 60 == 0 else plain_number(limit)
+    return f"give more with `nanoresearch resume {run_id} --budget {flag}=+{more}`"
+
+
+def check_model_call(budget: Budget, used: Spent, run_id: str, session: Run | None = None) -> None:
     """Refuse a model call once the run's tokens or dollars are spent (BudgetExhausted)."""
     for unit in MODEL_UNITS:
         limit = getattr(budget, unit)
         if limit is not None and getattr(used, unit) >= limit:
-            raise budget_spent(unit, limit, getattr(used, unit), run_id)
+            raise budget_spent(unit, limit, getattr(used, unit), run_id, session)
 
 
-def model_budget_spent(budget: Budget, used: Spent, run_id: str) -> BudgetExhausted:
+def model_budget_spent(budget: Budget, used: Spent, run_id: str, session: Run | None = None) -> BudgetExhausted:
     """The stop for a model call the budget cut short: the model unit nearest its limit is the one spent."""
     unit = max((u for u in MODEL_UNITS if getattr(budget, u) is not None), key=lambda u: getattr(used, u) / getattr(budget, u))
-    return budget_spent(unit, getattr(budget, unit), getattr(used, unit), run_id)
+    return budget_spent(unit, getattr(budget, unit), getattr(used, unit), run_id, session)
 
 
 def affordable_tokens(budget: Budget, used: Spent, usd_per_output_token: float | None) -> float:
@@ -113,15 +128,16 @@ class ModelCallGate:
         self.store, self.user_id, self.run_id = store, user_id, run_id
 
     def room(self, usd_per_output_token: float | None) -> float:
-        budget, used = self._now()
-        check_model_call(budget, used, self.run_id)
-        return affordable_tokens(budget, used, usd_per_output_token)
+        run, used = self._now()
+        check_model_call(run.options.budget, used, self.run_id, run)
+        return affordable_tokens(run.options.budget, used, usd_per_output_token)
 
     def spent_error(self) -> BudgetExhausted:
-        return model_budget_spent(*self._now(), self.run_id)
+        run, used = self._now()
+        return model_budget_spent(run.options.budget, used, self.run_id, run)
 
-    def _now(self) -> tuple[Budget, Spent]:
-        return self.store.get_run(self.run_id).options.budget, spent(self.store, self.user_id, self.run_id)
+    def _now(self) -> tuple[Run, Spent]:
+        return self.store.get_run(self.run_id), spent(self.store, self.user_id, self.run_id)
 
 
 def left(budget: Budget, used: Spent) -> dict[str, float]:
@@ -140,7 +156,11 @@ class TrialPlan(BaseModel):
     scale: float = 1.0  # expected cost relative to the task's default settings
     capped_by_budget: bool = False  # the time limit comes from the budget, not the task
     reason: str = ""
+    unit: str = ""  # the Budget field that refused the trial, when it does not fit
     downscaled: str = ""  # the knob changes made to fit the budget ("MAX_ITER 10 → 3"), for the lineage
+    # Unix time at which the wall budget is spent: the trial must be over by then, however long it
+    # waits for a node (its time limit counts from its start only). None without a wall limit.
+    deadline: float | None = None
 
 
 # Units whose time several trials running together each spend; the clock (wall_s) they share.
@@ -162,13 +182,13 @@ def plan_trial(
     """
     remaining = left(budget, used)
     if remaining.get("trials", 1) < 1:
-        return TrialPlan(fits=False, resources=resources, reason="the trial budget is used up")
+        return TrialPlan(fits=False, resources=resources, reason="the trial budget is used up", unit="trials")
     for unit in ("tokens", "usd"):
         if remaining.get(unit, 1) <= 0:
-            return TrialPlan(fits=False, resources=resources, reason=f"the {unit} budget is used up")
+            return TrialPlan(fits=False, resources=resources, reason=f"the {unit} budget is used up", unit=unit)
     share = {unit: value / share_of if unit in _SUMMED else value for unit, value in remaining.items()}
-    if no_time := _time_spent(resources, share):
-        return TrialPlan(fits=False, resources=resources, reason=no_time)
+    if spent_unit := _time_spent(resources, share):
+        return _out_of_time(resources, spent_unit)
     estimate_s = _estimate(resources, past_elapsed, expected_s)
     room = math.inf if estimate_s is None else _room_factor(estimate_s, resources, share)
     defaults = {name: knob.default for name, knob in knobs.items()}
@@ -177,10 +197,10 @@ def plan_trial(
     values, scale = _downscale(knobs, room)
     if scale > room:
         unit = _tightest(estimate_s, resources, share)
-        return TrialPlan(fits=False, resources=resources, knobs=values, scale=scale,
+        return TrialPlan(fits=False, resources=resources, knobs=values, scale=scale, unit=unit,
                          reason=f"the {_FLAGS.get(unit, unit)} budget has no room for another trial: one is expected to take "
                                 f"{estimate_s:.3g} s, {scale:.0%} of that at its smallest settings, and {room:.0%} of it is left")
-    scaled = resources.model_copy(update={"time_s": max(1, math.ceil(resources.time_s * scale))})
+    scaled = resources.model_copy(update={"time_s": _scaled_time_s(resources, scale)})
     changes = ", ".join(f"{name} {_number_text(defaults[name])} → {_number_text(value)}"
                         for name, value in values.items() if value != defaults[name])
     plan = TrialPlan(fits=True, resources=scaled, knobs=values, scale=scale, downscaled=changes,
@@ -244,7 +264,7 @@ def _tightest(estimate_s: float, resources: Resources, remaining: dict[str, floa
 
 def _downscale(knobs: dict, room: float) -> tuple[dict[str, float], float]:
     """Lower every knob by the same factor, not below its minimum; return values and cost scale."""
-    values, scale = {}, 1.0
+    values = {}
     share = room ** (1 / max(len(knobs), 1))
     for name, knob in knobs.items():
         wanted = knob.default * share ** (1 / knob.cost_exponent)
@@ -252,8 +272,26 @@ def _downscale(knobs: dict, room: float) -> tuple[dict[str, float], float]:
         if float(knob.default).is_integer() and float(knob.min).is_integer():
             value = max(knob.min, math.floor(value))
         values[name] = value
-        scale *= (value / knob.default) ** knob.cost_exponent
-    return values, (scale if knobs else 1.0)
+    return values, _cost_scale(knobs, values)
+
+
+def _cost_scale(knobs: dict, values: dict[str, float]) -> float:
+    """Expected cost of a trial at these knob values, relative to the defaults."""
+    scale = 1.0
+    for name, knob in knobs.items():
+        scale *= (values.get(name, knob.default) / knob.default) ** knob.cost_exponent
+    return scale
+
+
+def _scaled_time_s(resources: Resources, scale: float) -> int:
+    return max(1, math.ceil(resources.time_s * scale))
+
+
+def was_capped_by_budget(task_resources: Resources, knobs: dict, trial: Resources, values: dict[str, float]) -> bool:
+    """Whether a trial's time limit came from the budget's share (not the task's limit, downscaled as
+    its knobs say): for a trial re-attached after a restart, whose plan is gone, so that a stop at
+    its limit is labelled `budget_overrun` as it would have been by the loop that started it."""
+    return trial.time_s < _scaled_time_s(task_resources, _cost_scale(knobs, values))
 
 
 def _time_caps(resources: Resources, remaining: dict[str, float]) -> dict[str, float]:
@@ -267,23 +305,29 @@ def _time_caps(resources: Resources, remaining: dict[str, float]) -> dict[str, f
 
 
 def _time_spent(resources: Resources, remaining: dict[str, float]) -> str:
-    """Why no trial can start for lack of time ("" when one can), naming the unit and its flag."""
+    """The time unit that leaves a trial less than a second ("" when one can start)."""
     caps = _time_caps(resources, remaining)
     unit = min(caps, key=caps.__getitem__, default=None)
-    if unit is None or caps[unit] >= 1:
-        return ""
-    return f"the {_FLAGS.get(unit, unit)} budget is spent: less than a second of it is left for a trial"
+    return "" if unit is None or caps[unit] >= 1 else unit
+
+
+def _out_of_time(resources: Resources, unit: str) -> TrialPlan:
+    return TrialPlan(fits=False, resources=resources, unit=unit,
+                     reason=f"the {_FLAGS.get(unit, unit)} budget is spent: less than a second of it is left for a trial")
 
 
 def _capped(plan: TrialPlan, remaining: dict[str, float]) -> TrialPlan:
-    """Cap the trial's time limit by the wall, CPU and GPU time the budget has left."""
+    """Cap the trial's time limit by the wall, CPU and GPU time the budget has left, and end it by the
+    time the wall budget is spent."""
     resources = plan.resources
     caps = _time_caps(resources, remaining)
     if not caps:
         return plan
+    if "wall_s" in remaining:
+        plan = plan.model_copy(update={"deadline": time.time() + remaining["wall_s"]})
     cap = math.floor(min(caps.values()))
     if cap < 1:
-        return plan.model_copy(update={"fits": False, "reason": _time_spent(resources, remaining)})
+        return _out_of_time(resources, min(caps, key=caps.__getitem__))
     if cap < resources.time_s:
         return plan.model_copy(update={"resources": resources.model_copy(update={"time_s": cap}), "capped_by_budget": True})
     return plan

@@ -49,6 +49,20 @@ class JobSpec(BaseModel):
     # Folders the job may read but not write besides the system and the Python installation (an
     # evaluator reads the trial it scores); in the sandbox nothing else outside workdir is visible.
     readonly: list[Path] = []
+    # Unix time by which the job must be over however long it waited to start: a trial's share of a
+    # wall budget counts from the run's start, not the job's. Executors stop it then, as at its time limit.
+    deadline: float | None = None
+
+    def ends_by(self, started_at: float) -> float:
+        """Unix time at which a job started at `started_at` must stop: its time limit or its deadline, the earlier."""
+        end = started_at + self.resources.time_s
+        return end if self.deadline is None else min(end, self.deadline)
+
+    def limit_text(self, started_at: float) -> str:
+        """Which limit stops the job, in words (for the detail of a job stopped by it)."""
+        if self.deadline is not None and self.deadline < started_at + self.resources.time_s:
+            return f"its deadline (its share of the wall-clock budget, {max(0.0, self.deadline - started_at):.1f} s after it started)"
+        return f"its time limit (the wall-clock limit of {self.resources.time_s} s)"
 
 
 class JobState(str, Enum):

@@ -209,6 +209,12 @@ class LocalExecutor:
         return [job for job in self._jobs.values() if not job.state.finished]
 
     def _start(self, job: _Job) -> None:
+        if job.spec.deadline is not None and time.time() >= job.spec.deadline:  # waited past its deadline for GPUs
+            job.state, job.ended_at = JobState.TIMEOUT, time.time()
+            job.detail = "not started: its deadline (its share of the wall-clock budget) passed while it waited"
+            job.considered = True
+            self._cond.notify_all()
+            return
         gpus = self._free_gpus(job.spec.resources.gpus)
         if gpus is None:  # stays pending until another job gives its GPUs back
             if not job.considered:
@@ -225,7 +231,7 @@ class LocalExecutor:
             job.state, job.detail, job.ended_at = JobState.NODE_FAIL, f"could not start: {exc}", time.time()
         else:
             job.gpu_ids, job.state, job.started_at = gpus, JobState.RUNNING, time.time()
-            job.deadline = time.monotonic() + job.spec.resources.time_s
+            job.deadline = time.monotonic() + job.spec.ends_by(job.started_at) - job.started_at
             threading.Thread(target=self._wake_on_exit, args=(job.process.pid,), daemon=True).start()
         job.considered = True
         self._cond.notify_all()
@@ -254,7 +260,7 @@ class LocalExecutor:
     def _limit_reached(self, job: _Job) -> tuple[JobState, str] | None:
         r = job.spec.resources
         if time.monotonic() >= job.deadline:
-            return JobState.TIMEOUT, f"killed at the wall-clock limit of {r.time_s} s"
+            return JobState.TIMEOUT, f"killed at {job.spec.limit_text(job.started_at or time.time())}"
         if time.monotonic() >= job.next_disk_check:
             job.next_disk_check = time.monotonic() + DISK_CHECK_S
             if over_disk_limit(job.spec):

@@ -17,8 +17,10 @@ The driver learns that a job has started from a small file the task writes besid
 (`<workdir>.logs/ray-started`), which the job itself cannot write.
 
 Time limits: the LocalExecutor on the worker stops a job at its limit (a trial's budget share),
-to the tick, and reports TIMEOUT. Should it not (a hung worker), the driver cancels the task
-itself once the limit is `LIMIT_GRACE_S` past, and reports TIMEOUT too.
+or at the spec's absolute deadline (a share of a wall budget, which counts the time Ray took to
+place the task), to the tick, and reports TIMEOUT. Should it not (a hung worker), the driver
+cancels the task itself once the limit is `LIMIT_GRACE_S` past, and a task still unplaced at its
+deadline at once; both report TIMEOUT too.
 
 Cancelling asks the task to stop (a KeyboardInterrupt in `run_job`, which then kills its job
 the way the local executor does) and kills the worker only if that does not work. A worker that
@@ -302,13 +304,19 @@ class RayExecutor:
     def _in_progress(self, job: _RayJob) -> JobStatus:
         started_at = _read_started(job.spec.workdir)
         if started_at is None:
+            if job.spec.deadline is not None and time.time() >= job.spec.deadline:
+                self._stop_at_limit(job, force=False)  # not placed before its deadline: it must not start late
             r = job.spec.resources
             wanted = f"cpus={r.cpus}, gpus={r.gpus}, memory={r.mem_gb:g} GB"
             return job.status(JobState.PENDING, f"waiting for Ray to place it ({wanted})")
-        if not job.cancelled and time.time() - started_at > job.spec.resources.time_s + LIMIT_GRACE_S:
-            job.cancelled = job.over_limit = True
-            self.ray.cancel(job.ref, force=True)  # the worker did not stop it: bubblewrap's --die-with-parent does
+        if time.time() > job.spec.ends_by(started_at) + LIMIT_GRACE_S:
+            self._stop_at_limit(job, force=True)  # the worker did not stop it: bubblewrap's --die-with-parent does
         return job.status(JobState.RUNNING, started_at=started_at)
+
+    def _stop_at_limit(self, job: _RayJob, force: bool) -> None:
+        if not job.cancelled:
+            job.cancelled = job.over_limit = True
+            self.ray.cancel(job.ref, force=force)
 
     def _outcome(self, job: _RayJob) -> JobStatus:
         """The finished task's own report, or the Ray failure that stopped it, as a JobStatus."""
@@ -316,14 +324,21 @@ class RayExecutor:
             report = self.ray.get(job.ref)
         except Exception as exc:
             state, detail = ray_failure(self.ray, exc, job.cancelled)
+            started_at = _read_started(job.spec.workdir)
             if job.over_limit:
-                state, detail = JobState.TIMEOUT, f"stopped by the driver past its time limit of {job.spec.resources.time_s} s"
-            times = {"started_at": _read_started(job.spec.workdir), "ended_at": time.time()}
+                state, detail = JobState.TIMEOUT, _over_limit_detail(job.spec, started_at)
+            times = {"started_at": started_at, "ended_at": time.time()}
             status = job.status(state, detail, **times)
             if state is not JobState.CANCELLED:  # a cancelled job's note is the LocalExecutor's
                 _note_in_log(job.spec.workdir, status)
             return status
         return JobStatus.model_validate({**report, "job_id": job.id})
+
+
+def _over_limit_detail(spec: JobSpec, started_at: float | None) -> str:
+    if started_at is None:
+        return "not started: its deadline (its share of the wall-clock budget) passed while Ray placed it"
+    return f"stopped by the driver at {spec.limit_text(started_at)}"
 
 
 def ray_failure(ray: Any, exc: Exception, cancelled: bool) -> tuple[JobState, str]:
@@ -412,4 +427,9 @@ def _unknown(job_id: str) -> JobStatus:
 
 @register("ray")
 def _create(settings: Settings) -> RayExecutor:
-    return RayExecutor(settings)
+    executor = RayExecutor(settings)
+    # A command creates its executor before its run's clock starts, so the cluster's start (5-10 s, more
+    # on a busy machine) is the command's setup, as loading a model is, not time taken from the first
+    # trial's share of a wall budget (it used to happen inside that trial's submit).
+    executor.connect()
+    return executor

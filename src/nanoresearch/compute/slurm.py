@@ -21,9 +21,10 @@ Tracking asks three sources in turn, because each forgets a job at a different t
    belong to an earlier job with the same id and are skipped.
 
 Time limits hold to the second. SLURM keeps `--time` in whole minutes and checks it every 30 s or
-so, while a trial's share of a budget is seconds: so a watch thread checks each of our running
-jobs against its own limit (from its start) every poll interval and cancels it when the limit is
-used up; the job then reads TIMEOUT. `--time` (minutes:seconds) stays as SLURM's own backstop.
+so, while a trial's share of a budget is seconds: so a watch thread checks each of our jobs against
+its own limit (from its start) and its absolute deadline (a share of a wall budget, which counts the
+time the job waited for a node) every poll interval and cancels it when either is reached, pending
+jobs included; the job then reads TIMEOUT. `--time` (minutes:seconds) stays as SLURM's own backstop.
 
 A job none of them knows is LOST; a controller that does not answer also gives LOST (detail says
 so), though `wait` keeps trying for `controller_grace_s` first. Queries run with
@@ -48,7 +49,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,7 +136,8 @@ class _Owned:
     # SubmitTime on the controller's clock. Job ids do get reused (MaxJobId wraps, state is
     # lost, purged ids are handed out again), so older records under the same id are not ours.
     submitted_at: float | None = None
-    time_s: int | None = None  # the job's time limit, which the watch enforces to the second
+    # The job as submitted: its time limit and deadline, which the watch enforces to the poll.
+    spec: JobSpec | None = None
 
 
 @dataclass
@@ -326,6 +328,7 @@ class SlurmExecutor:
         self._owned: dict[str, _Owned] = {}
         self._final: dict[str, JobStatus] = {}
         self._over_limit: set[str] = set()  # jobs the watch cancelled at their time limit
+        self._stopped_waiting: set[str] = set()  # ... of which these were still waiting for a node
         self._watch_lock = threading.Lock()
         self._watcher: threading.Thread | None = None
 
@@ -345,7 +348,7 @@ class SlurmExecutor:
             log.write_bytes(b"")  # a new job starts with empty logs; attempts then append
         job_id = self._sbatch(script)
         self._owned[job_id] = _Owned(marker, workdir, spec.resources.cpus, spec.resources.gpus,
-                                     submitted_at=self._submit_time(job_id), time_s=spec.resources.time_s)
+                                     submitted_at=self._submit_time(job_id), spec=spec)
         self._watch()
         return job_id
 
@@ -513,9 +516,13 @@ class SlurmExecutor:
         code, signal = _exit_parts(record.exit_code)
         if state is JobState.PREEMPTED and not record.source.startswith("sacct") and time.time() - (record.end or 0) < _REQUEUE_GRACE_S:
             return self._make(job_id, record, owned, JobState.PENDING, None, None, "preempted; being requeued")
-        if state is JobState.CANCELLED and job_id in self._over_limit and owned is not None:
-            return self._make(job_id, record, owned, JobState.TIMEOUT, code, signal,
-                              f"stopped at its time limit of {owned.time_s} s")
+        if state is JobState.CANCELLED and job_id in self._stopped_waiting:
+            # SLURM gives a job cancelled in the queue a start time; it never ran.
+            return self._make(job_id, replace(record, start=None), owned, JobState.TIMEOUT, code, signal,
+                              "not started: its deadline (its share of the wall-clock budget) passed while it waited for a node")
+        if state is JobState.CANCELLED and job_id in self._over_limit and owned is not None and owned.spec is not None:
+            limit = owned.spec.limit_text(record.start or owned.submitted_at or time.time())
+            return self._make(job_id, record, owned, JobState.TIMEOUT, code, signal, f"stopped at {limit}")
         if state in (JobState.FAILED, JobState.CANCELLED) and (oom_line := self._oom_line(job_id, record)):
             return self._make(job_id, record, owned, JobState.OOM, code, signal,
                               f"out of memory (past the job's memory limit): {oom_line}")
@@ -584,7 +591,7 @@ class SlurmExecutor:
         if record.workdir is None:
             raise UserError(f"cannot attach to SLURM job {job_id}: SLURM does not say where it ran")
         self._owned[job_id] = _Owned(record.comment or marker, record.workdir, record.cpus or 1, record.gpus or 0,
-                                     submitted_at=record.submit, time_s=_time_limit(record.workdir))
+                                     submitted_at=record.submit, spec=_submitted_spec(record.workdir))
         self._watch()
         return self.poll(job_id)
 
@@ -601,7 +608,7 @@ class SlurmExecutor:
         while True:
             with self._watch_lock:  # decided under the lock, so a job submitted meanwhile starts a new watch
                 watched = [job_id for job_id, owned in list(self._owned.items())
-                           if owned.time_s and job_id not in self._final]
+                           if owned.spec is not None and job_id not in self._final]
                 if not watched:
                     self._watcher = None
                     return
@@ -610,15 +617,18 @@ class SlurmExecutor:
             time.sleep(self.poll_interval_s)
 
     def _stop_if_over_limit(self, job_id: str) -> None:
-        limit = self._owned[job_id].time_s or 0
+        spec = self._owned[job_id].spec
         status = self.poll(job_id)
-        if status.state is not JobState.RUNNING or status.started_at is None or time.time() - status.started_at < limit:
+        if spec is None or not _past_its_limit(spec, status):
             return
         self._over_limit.add(job_id)
+        if status.state is JobState.PENDING:
+            self._stopped_waiting.add(job_id)
         try:
             self.cancel(job_id)
         except NanoResearchError:
-            self._over_limit.discard(job_id)  # could not stop it now: try again next round; --time is the backstop
+            self._over_limit.discard(job_id)
+            self._stopped_waiting.discard(job_id)  # could not stop it now: try again next round; --time is the backstop
 
     def marker(self, job_id: str) -> str | None:
         """The comment that proves a job is ours: store it beside the job id to attach later."""
@@ -642,12 +652,21 @@ def _check_marks(job_id: str, record: _Record, marker: str | None) -> None:
                             f"is not {marker or MARKER_PREFIX + '<uuid>'}")
 
 
-def _time_limit(workdir: Path) -> int | None:
-    """The time limit a job was submitted with, from the spec written beside its logs."""
+def _submitted_spec(workdir: Path) -> JobSpec | None:
+    """The spec a job was submitted with (its time limit and deadline), from the file beside its logs."""
     try:
-        return JobSpec.model_validate_json(spec_path(workdir).read_text(encoding="utf-8")).resources.time_s
+        return JobSpec.model_validate_json(spec_path(workdir).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def _past_its_limit(spec: JobSpec, status: JobStatus) -> bool:
+    """Whether the watch must stop the job now: running past its time limit or its deadline, or still
+    waiting for a node at its deadline (it must not start late, as its share of the wall clock is gone)."""
+    now = time.time()
+    if status.state is JobState.PENDING:
+        return spec.deadline is not None and now >= spec.deadline
+    return status.state is JobState.RUNNING and status.started_at is not None and now >= spec.ends_by(status.started_at)
 
 
 def _scontrol_fields(line: str) -> dict[str, str]:

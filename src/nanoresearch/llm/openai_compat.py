@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -23,8 +24,14 @@ from nanoresearch.llm.provider import (
     parse_reply,
     register,
 )
+from nanoresearch.llm.structured import server_schema
 
 SCHEMA_DIALECTS = ("json_schema", "json_object", "prompt")
+# The dialects each server (by base URL) still accepts, for the life of this process: every provider
+# for that server (a client per command, per judge call, per evaluation cell) starts from what the first
+# one learnt, instead of paying one refused request (llama.cpp's HTTP 500) per provider.
+_DIALECTS_LEFT: dict[str, list[str]] = {}
+_DIALECTS_LOCK = threading.Lock()
 
 
 class ChatMessage(BaseModel):
@@ -66,7 +73,11 @@ class OpenAICompatProvider:
             max_retries=0,
         )
         self._timeout = endpoint.answer_timeout_s()
-        self._dialects = list(SCHEMA_DIALECTS) if endpoint.structured == "auto" else [endpoint.structured]
+        if endpoint.structured == "auto":
+            with _DIALECTS_LOCK:
+                self._dialects = _DIALECTS_LEFT.setdefault(str(self._client.base_url), list(SCHEMA_DIALECTS))
+        else:
+            self._dialects = [endpoint.structured]
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         if request.json_schema is None:
@@ -78,7 +89,13 @@ class OpenAICompatProvider:
             except RequestRejectedError:
                 if dialect == "prompt" or len(self._dialects) == 1:
                     raise
-                self._dialects.pop(0)  # this server refuses that dialect; remember and try the next
+                self._refused(dialect)
+
+    def _refused(self, dialect: str) -> None:
+        """This server refuses that dialect: remember it (for every provider of the server) and use the next."""
+        with _DIALECTS_LOCK:
+            if self._dialects[0] == dialect:  # another thread may have learnt it meanwhile
+                self._dialects.pop(0)
 
     def _create(self, request: LLMRequest, dialect: str) -> LLMResponse:
         kwargs: dict[str, Any] = {
@@ -89,13 +106,11 @@ class OpenAICompatProvider:
         }
         if request.seed is not None:
             kwargs["seed"] = request.seed
+        schema = server_schema(request.json_schema) if request.json_schema is not None else None
         if dialect == "json_schema":
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": request.json_schema},
-            }
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
         elif dialect == "json_object":
-            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
         openai = self._openai
         try:
             # The raw reply: the SDK would hand back an HTML page as a str, or fail inside json().

@@ -41,6 +41,29 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise UserError(f"not a valid JSON schema: {exc.message}") from None
 
 
+# A bound a server's grammar compiler expands character by character: llama.cpp turns a `maxLength` of
+# 2000 into 2000 nested optional rules and drops the connection while compiling it. (A `minLength` is
+# kept: it becomes that many required characters, cheap, and it keeps a small model from answering "".)
+_LENGTH_BOUNDS = ("maxLength",)
+_NAMED_SCHEMAS = ("properties", "$defs", "definitions", "patternProperties")
+
+
+def server_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as a server's constrained decoder gets it: without strings' maximum lengths. The reply is
+    still checked against the full schema here (`parse`), and a string too long is repaired."""
+    if isinstance(schema, list):
+        return [server_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kept: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _NAMED_SCHEMAS and isinstance(value, dict):  # names here are fields, not keywords
+            kept[key] = {name: server_schema(sub) for name, sub in value.items()}
+        elif key not in _LENGTH_BOUNDS:
+            kept[key] = server_schema(value)
+    return kept
+
+
 def schema_instruction(schema: dict[str, Any]) -> str:
     return (
         "Reply with one JSON object only, no prose and no code fences. "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from itertools import cycle
 from pathlib import Path
@@ -23,12 +24,14 @@ from nanoresearch.compute.budget import (
     TrialPlan,
     charge_trial,
     left,
+    more_budget_hint,
     plan_trial,
     spent,
     trials_that_fit,
+    was_capped_by_budget,
     with_running,
 )
-from nanoresearch.compute.executor import Executor, JobSpec, JobState, Resources
+from nanoresearch.compute.executor import Executor, JobSpec, JobState, JobStatus, Resources
 from nanoresearch.errors import BudgetExhausted, EndpointUnavailableError, LLMError, NanoResearchError
 from nanoresearch.llm.client import LLM
 from nanoresearch.store import Store
@@ -95,7 +98,7 @@ class TrialLoop:
             self.say(f"stopping: the last {self.settings.max_stalled} proposals produced nothing runnable")
         except BudgetExhausted as stop:
             self.stop_reason = stop.message
-            self.say(f"stopping: {stop.message}")
+            self.say(f"stopping: {stop.message}" + (f"; {stop.hint}" if stop.hint else ""))
         return self.head()
 
     def trials(self) -> list[Trial]:
@@ -145,12 +148,17 @@ class TrialLoop:
         """Trials left behind by a loop that died: re-attach to jobs still known, label the rest."""
         for trial in self.trials():
             if trial.status == "running" and trial.job_id and self.reattach(trial):
-                plan = TrialPlan(fits=True, resources=Resources(**trial.resources), knobs=trial.knobs)
-                self.complete(trial, plan)
+                self.complete(trial, self.reattached_plan(trial))
             elif trial.status in ("proposed", "running"):
                 if trial.job_id:
                     self.executor.cancel(trial.job_id)
                 self.finish(trial, "infra", "the loop stopped before this trial finished; it was cancelled on resume")
+
+    def reattached_plan(self, trial: Trial) -> TrialPlan:
+        """The plan of a trial an earlier process started (its own plan died with that process)."""
+        resources = Resources(**trial.resources)
+        capped = was_capped_by_budget(self.task.resources, self.task.knobs, resources, trial.knobs)
+        return TrialPlan(fits=True, resources=resources, knobs=trial.knobs, capped_by_budget=capped)
 
     def reattach(self, trial: Trial) -> bool:
         """Executors whose jobs outlive us (SLURM) can hand a job back to a new loop."""
@@ -180,7 +188,7 @@ class TrialLoop:
         prompt = portable(prompt, {str(self.workspace): "<run>", str(self.task.folder): "<task>"})
         schema = proposal_schema(editable_lines(self.code_dir(parent), files) if self.embedded_model() else None)
         try:
-            reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema)
+            reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema, max_tokens=self.answer_room())
             proposal = Proposal.model_validate(reply.parsed)
         except EndpointUnavailableError:
             raise  # the server is down, not the model weak: the run pauses and no trial is charged
@@ -189,6 +197,16 @@ class TrialLoop:
             return self.finish(trial, "bad_proposal", f"the model gave no usable proposal: {exc.message}")
         trial = self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
         return self.unless_tried(trial)
+
+    def answer_room(self) -> int | None:
+        """The most tokens a proposal may answer with: what is left of the loop's tokens (in a research
+        run, its share of the run's), so that a proposal overruns the share by its prompt at most. The LLM
+        client's gate does the same for the run's whole budget, dollars included; the loop's dollar share
+        is checked before each proposal only, so one call may overrun it. None: the stage's max_tokens."""
+        if self.budget.tokens is None:
+            return None
+        room = int(self.budget.tokens - self.used().tokens)
+        return max(1, room) if room < self.llm.settings.stage(self.settings.stage).max_tokens else None
 
     def embedded_model(self) -> bool:
         """Whether proposals come from the in-process model, whose JSON decoding can hold `find` to the
@@ -288,7 +306,7 @@ class TrialLoop:
         plan = self.plan(share_of)
         if not plan.fits:
             self.finish(trial, "budget_overrun", f"not started: {plan.reason}")
-            raise BudgetExhausted(plan.reason)
+            raise self.budget_stop(plan)
         if plan.reason:
             self.say(f"trial {trial.id}: {plan.reason}")
         if plan.downscaled:  # the lineage must show that this trial ran smaller than the recipe says
@@ -296,6 +314,7 @@ class TrialLoop:
         spec = JobSpec(
             name=f"{self.task.name}-t{trial.id}", workdir=Path(trial.workdir), command=self.task.command,
             resources=plan.resources, env={**self.settings.env, **{name: _env_value(v) for name, v in plan.knobs.items()}, **(extra_env or {})},
+            deadline=plan.deadline,
         )
         trial.job_id = self.executor.submit(spec)
         trial.status, trial.resources, trial.knobs = "running", plan.resources.model_dump(), plan.knobs
@@ -310,7 +329,7 @@ class TrialLoop:
         charge_trial(self.store, self.user_id, self.run_id, trial.id, status.elapsed_s, status.cpus, status.gpus)
         if status.failure:
             clean_working_copy(self.task, Path(trial.workdir))  # a failed job's leftovers go at once
-            label = "budget_overrun" if status.state == JobState.TIMEOUT and plan.capped_by_budget else status.failure
+            label = "budget_overrun" if status.state == JobState.TIMEOUT and stopped_by_budget(plan, status) else status.failure
             return self.finish(trial, label, status.detail or f"the job ended {status.state.value}")
         # The evaluator is a sandboxed job of a local executor, seeing the trial's folder read-only.
         outcome = run_evaluator(self.task, Path(trial.workdir))
@@ -362,7 +381,15 @@ class TrialLoop:
     def ensure_budget(self) -> None:
         plan = self.plan()
         if not plan.fits:
-            raise BudgetExhausted(plan.reason)
+            raise self.budget_stop(plan)
+
+    def budget_stop(self, refused: TrialPlan) -> BudgetExhausted:
+        """The stop for a trial the budget refused, with the command that gives the run more of the
+        refusing unit (this run's limit of it: the loop may work within a share of the run's budget)."""
+        run = self.store.get_run(self.run_id)
+        limit = getattr(run.options.budget, refused.unit, None) if refused.unit else None
+        hint = None if limit is None else more_budget_hint(refused.unit, limit, self.run_id, run)
+        return BudgetExhausted(refused.reason, hint=hint, unit=refused.unit or None)
 
     def budget_text(self) -> str:
         remaining = left(self.budget, self.used())
@@ -388,6 +415,13 @@ class TrialLoop:
         direction = "higher" if self.task.score.direction == "maximize" else "lower"
         text = f"{self.task.name}: {self.task.description}\nScore: {self.task.score.metric} ({direction} is better)."
         return f"{text}\nPlan:\n{self.settings.guidance}" if self.settings.guidance else text
+
+
+def stopped_by_budget(plan: TrialPlan, status: JobStatus) -> bool:
+    """Whether a trial that timed out was stopped by its budget share: its time limit came from the
+    budget, or it ran into the wall budget's deadline (SLURM's end times are whole seconds)."""
+    ended = status.ended_at or time.time()
+    return plan.capped_by_budget or (plan.deadline is not None and ended >= plan.deadline - 1)
 
 
 def specialists_for(task: Task, files: list[str]) -> list[Specialist]:

@@ -12,9 +12,14 @@ embedded SmolLM2 on the digits task) is replayed from scratch in a temporary hom
    stages (writing, review) forgotten, and with everything after the experiment forgotten. Seconds,
    live LLM calls made (must be 0: they replay within the run) and trials run again (must be 0).
 3. Tokens and calls per stage, from the recording.
+4. Co-evolution share: the recorded model time spent on planner calls (label `planner`) and on memory
+   and skill writing (label `analysis`: memory notes, same-topic judgements, skill distillation; the
+   analysis stage itself calls no model), against all recorded model time. `--share-only` prints
+   just this, for any number of recordings (e.g. one before and one after a change).
 
     python bench/bench_pipeline.py
     python bench/bench_pipeline.py --recording my-run.json --task DIR --corpus DIR --goal "..." --budget trials=6
+    python bench/bench_pipeline.py --share-only old.json tests/pipeline/recorded/digits-smollm2.json
 """
 
 from __future__ import annotations
@@ -38,7 +43,12 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT / "examples" / "corpus")
     parser.add_argument("--goal", default=None, help="default: the recording's goal")
     parser.add_argument("--budget", default=None, help="default: the recording's budget")
+    parser.add_argument("--share-only", nargs="+", type=Path, metavar="RECORDING", help="print only the co-evolution share")
     args = parser.parse_args()
+    if args.share_only:
+        for path in args.share_only:
+            print_share(path.name, json.loads(path.read_text()))
+        return
     recording = json.loads(args.recording.read_text())
     goal = args.goal or recording.get("goal")
     budget = args.budget or recording.get("budget")
@@ -87,6 +97,22 @@ def replay(recording: dict, goal: str, budget: str, task: Path, corpus: Path):
     return wall, trials, stages, resumes
 
 
+COEVOLUTION = {"planner": "planner", "analysis": "memory+skills"}  # call label -> what the call is for
+
+
+def print_share(name: str, recording: dict) -> None:
+    """The share of recorded model time spent on the planner and on memory and skill writing."""
+    total = sum(c["latency_s"] for c in recording["calls"])
+    print(f"co-evolution share of model time ({name}, {total:.1f} s in {len(recording['calls'])} calls):")
+    shared = 0.0
+    for label, purpose in COEVOLUTION.items():
+        calls = [c for c in recording["calls"] if c.get("stage") == label]
+        seconds = sum(c["latency_s"] for c in calls)
+        shared += seconds
+        print(f"  {purpose:<14} {len(calls):3d} calls {seconds:7.1f} s  {seconds / total:6.1%}")
+    print(f"  {'together':<14} {'':9} {shared:7.1f} s  {shared / total:6.1%}")
+
+
 def report(recording: dict, wall: float, trials: list, stages: dict, resumes: list) -> None:
     job_s = sum((t.ended_at - t.started_at) for t in trials if t.started_at and t.ended_at)
     llm_s = sum(c["latency_s"] for c in recording["calls"])
@@ -113,6 +139,8 @@ def report(recording: dict, wall: float, trials: list, stages: dict, resumes: li
     print(f"  {'stage':<10} {'calls':>6} {'prompt':>8} {'output':>8} {'live s':>8}")
     for stage, (calls, prompt, output, latency) in per_stage.items():
         print(f"  {stage:<10} {calls:6d} {prompt:8d} {output:8d} {latency:8.1f}")
+    print()
+    print_share("recording", recording)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def test_ctrl_c_pauses_either_kind_the_same_way(command: list[str], again: str, 
 def test_the_hint_without_runs_suits_both_kinds(capsys, monkeypatch) -> None:
     empty = run_cli(capsys, monkeypatch, "status")
     assert empty.code == 1 and "you have no runs yet" in empty.err
-    assert "nanoresearch run GOAL --task DIR" in empty.err and "nanoresearch trials run --task DIR" in empty.err
+    assert 'nanoresearch run "GOAL"' in empty.err and "nanoresearch trials run --task DIR" in empty.err
 
 
 def test_an_unknown_run_id_points_to_the_list(trials_session: str, capsys, monkeypatch) -> None:
@@ -226,7 +226,7 @@ def test_an_old_store_migrates_each_run_to_its_kind_with_a_typed_budget(old_stor
 def test_list_status_and_show_open_both_kinds_of_an_old_store(old_store: None, capsys, monkeypatch) -> None:
     listed = run_cli(capsys, monkeypatch, "list")
     assert "run-old-research │ done   │ research" in listed.out and "run-old-trials   │ done   │ trials" in listed.out
-    for run_id, left in (("run-old-research", "trials 6, wall_s 1.2e+03, tokens 2e+05"), ("run-old-trials", "trials 3")):
+    for run_id, left in (("run-old-research", "trials 6, wall 20 m 00 s, tokens 200,000"), ("run-old-trials", "trials 3")):
         status = run_cli(capsys, monkeypatch, "status", run_id)
         assert status.code == 0 and left in status.out, status.err
         shown = run_cli(capsys, monkeypatch, "show", run_id)

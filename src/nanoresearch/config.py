@@ -12,6 +12,7 @@ import getpass
 import os
 import re
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -123,13 +124,31 @@ class PolicySettings(Section):
     teacher: Literal["base", "live"] = "base"  # base: adapter disabled; live: the adapter being trained
     anchor_beta: float = Field(0.0, ge=0)  # weight of KL(student || base)
     grad_clip: float = Field(1.0, gt=0)
-    # KL(teacher with F || teacher with a contentless reply) per response token: how far F moves
-    # the teacher beyond any comment at all. Below this the feedback is flagged, not trained on.
-    min_relevance: float = Field(0.015, ge=0)
+    # KL(teacher with F || teacher with a contentless reply) on the 8 response tokens F moves most:
+    # how far F moves the teacher beyond any comment at all. Below this the feedback is flagged, not
+    # trained on. Calibrated on tests/policy/data/relevance_labelled.json (bench/bench_sdpo_relevance.py).
+    min_relevance: float = Field(0.04, ge=0)
     drift_kl_max: float = Field(0.5, gt=0)  # nats/token to the base on held-out planner prompts
     drift_ppl_ratio_max: float = Field(1.5, gt=1)  # perplexity on generic text, relative to the base
     when: Literal["background", "end_of_run", "manual"] = "end_of_run"
     seed: int = 0
+
+
+class CoevolutionSettings(Section):
+    """Which co-evolution levels a run uses (`run --no-skills/--no-memory/--no-policy` turn one off for
+    a run, and the run records what was on in its options). skills: recall and distillation; memory:
+    recall and writing; policy: the user's planner adapter and its SDPO training."""
+
+    skills: bool = True
+    memory: bool = True
+    policy: bool = True
+
+    def levels_on(self) -> list[str]:
+        return [name for name in type(self).model_fields if getattr(self, name)]
+
+    @classmethod
+    def of(cls, levels_on: Collection[str]) -> CoevolutionSettings:
+        return cls(**{name: name in levels_on for name in cls.model_fields})
 
 
 class Price(Section):
@@ -239,6 +258,7 @@ class Settings(BaseSettings):
     slurm: SlurmSettings = SlurmSettings()
     pipeline: PipelineSettings = PipelineSettings()
     policy: PolicySettings = PolicySettings()
+    coevolution: CoevolutionSettings = CoevolutionSettings()
     prices: dict[str, Price] = Field(default_factory=default_prices)
 
     @field_validator("user")
@@ -277,6 +297,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.home / "nanoresearch.db"
+
+    def for_run(self, levels_on: Collection[str]) -> Settings:
+        """These settings with the co-evolution levels a run records (its options) as the ones on."""
+        return self.model_copy(update={"coevolution": CoevolutionSettings.of(levels_on)})
 
     def stage(self, name: str) -> StageModel:
         if name not in MODEL_ROLES:

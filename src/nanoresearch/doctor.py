@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,13 @@ from nanoresearch.errors import NanoResearchError
 from nanoresearch.llm.provider import is_loopback_url
 
 APT = "apt-get install -y --no-install-recommends"
+REAL_WORK = (
+    "for real research give the stages a stronger model: an API key (export OPENAI_API_KEY=..., then "
+    "[stages.<stage>] endpoint = \"openai\" in config.toml), a local GGUF of about 1.5B parameters or more "
+    "([local] model = \"/path/model.gguf\"), or a local OpenAI-compatible server such as llama.cpp, vLLM or "
+    "Ollama ([endpoints.<name>] kind = \"openai\", base_url = \"http://127.0.0.1:8080/v1\")"
+)
+SMALL_MODEL_B = 1.0  # below this many billion parameters a model demonstrates the mechanics, no more
 
 
 class Check(BaseModel):
@@ -38,6 +46,7 @@ def run_checks(settings: Settings, load_model: bool = True) -> list[Check]:
         lambda: check_store(settings),
         check_local_extra,
         lambda: check_local_model(settings, load_model),
+        *(partial(model_check, note) for note in model_notes(settings)),
         lambda: check_tool("pdflatex", "LaTeX (papers)", f"{APT} texlive-latex-recommended texlive-latex-extra lmodern"),
         lambda: check_tool("latexmk", "latexmk (paper builds)", f"{APT} latexmk"),
         lambda: check_tool("bibtex", "BibTeX", f"{APT} texlive-latex-recommended"),
@@ -116,6 +125,80 @@ def check_local_model(settings: Settings, load: bool) -> Check:
 def _local_stage_models(settings: Settings) -> list[str]:
     stages = [settings.stage(name) for name in MODEL_ROLES]
     return [s.model for s in stages if s.endpoint in settings.endpoints and settings.endpoints[s.endpoint].kind == "local"]
+
+
+class ModelNote(BaseModel):
+    """What one configured model is good for, for `doctor` and the start of every run."""
+
+    endpoint: str
+    model: str
+    stages: list[str]
+    demo_only: bool  # it can show the pipeline's mechanics, not do research
+    good_for: str
+
+    def line(self) -> str:
+        return f"{self.endpoint}/{self.model} for {', '.join(self.stages)}: {self.good_for}"
+
+
+def model_notes(settings: Settings) -> list[ModelNote]:
+    """One note per configured endpoint and model, with the stages that use it."""
+    stages: dict[tuple[str, str], list[str]] = {}
+    for role in MODEL_ROLES:
+        stage = settings.stage(role)
+        stages.setdefault((stage.endpoint, stage.model), []).append(role)
+    return [_model_note(settings, endpoint, model, roles) for (endpoint, model), roles in stages.items()]
+
+
+def _model_note(settings: Settings, endpoint: str, model: str, roles: list[str]) -> ModelNote:
+    from nanoresearch.llm.local_model import DEFAULT_MODEL
+
+    configured = settings.endpoints.get(endpoint)
+    kind = configured.kind if configured else "unknown"
+    size = model_size_b(model)
+    small = size is not None and size < SMALL_MODEL_B
+    if kind == "local" and model in ("", DEFAULT_MODEL):
+        good_for, demo = ("the embedded SmolLM2-135M: demonstrates the mechanics, every stage end to end; its "
+                          "hypotheses, claims and reviews are mostly degenerate, and the run labels them so"), True
+    elif kind == "local":
+        good_for, demo = (f"a local model ({_size_text(size)}): " + (
+            "demonstrates the mechanics; expect degenerate output, which the run labels" if small
+            else "can make trial edits and ground claims from about 1.5B parameters; degenerate.json says what it got wrong")), small
+    elif configured is not None and is_loopback_url(configured.base_url):
+        good_for, demo = (f"a server on this machine ({_size_text(size)}): as good as the model it serves; "
+                          "about 1.5B parameters and up do real work"), small
+    elif configured is not None and configured.api_key_env and not os.environ.get(configured.api_key_env):
+        good_for, demo = f"an API model, not usable yet: {configured.api_key_env} is not set", False
+    else:
+        good_for, demo = "an API model: suited to real research", small
+    return ModelNote(endpoint=endpoint, model=model, stages=roles, demo_only=demo, good_for=good_for)
+
+
+def model_size_b(model: str) -> float | None:
+    """Billions of parameters, read from the model's name (Qwen2.5-Coder-1.5B, SmolLM2-135M), if it says."""
+    found = re.search(r"(\d+(?:\.\d+)?)\s*([bm])(?![a-z])", os.path.basename(model).casefold())
+    if found is None:
+        return None
+    number = float(found.group(1))
+    return number if found.group(2) == "b" else number / 1000
+
+
+def _size_text(size: float | None) -> str:
+    return "size not in its name" if size is None else f"about {size:g}B parameters"
+
+
+def model_check(note: ModelNote) -> Check:
+    return Check(name=f"model for {', '.join(note.stages)}", ok=not note.demo_only,
+                 detail=f"{note.endpoint}/{note.model}: {note.good_for}", hint=REAL_WORK if note.demo_only else "")
+
+
+def run_start_lines(settings: Settings) -> list[str]:
+    """What the start of a run says about its models: each one's use, and plainly when it is a demonstration."""
+    notes = model_notes(settings)
+    lines = [f"model {note.line()}" for note in notes]
+    if any(note.demo_only for note in notes):
+        lines.append("this run demonstrates the mechanics: its ideas, claims and review will not be real research; "
+                     + REAL_WORK + " (`nanoresearch doctor` lists the models)")
+    return lines
 
 
 def check_tool(command: str, label: str, hint: str) -> Check:

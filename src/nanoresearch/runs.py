@@ -46,8 +46,8 @@ def users_run(store: Store, user_id: int, run_id: str | None) -> Run:
     """The user's run with this id, or their latest; never another user's run."""
     runs = store.list_runs(user_id)
     if not runs:
-        raise UserError("you have no runs yet", hint="start a research run with `nanoresearch run GOAL --task DIR`, "
-                        "or a trial session with `nanoresearch trials run --task DIR`")
+        raise UserError("you have no runs yet", hint='start a research run with `nanoresearch run "GOAL"` '
+                        "(or a trial session on a task folder with `nanoresearch trials run --task DIR`)")
     if run_id is None:
         return runs[-1]
     for run in runs:

@@ -119,6 +119,7 @@ class Filler:
         if "knob" in out and "value" in out:  # a knob ablation: the knob's lowest value
             lows = {name: float(low) for name, _, low in KNOB_RANGE.findall(self.prompt)}
             out["value"] = lows.get(out["knob"], out["value"])
+            out["description"] = f"{out['knob']} lowered to {out['value']:g}"
         return out
 
     def choose(self, options: list, name: str) -> Any:
@@ -135,10 +136,17 @@ class Filler:
             listed = [line for line in self.prompt.splitlines() if ITERATIONS in line]
             if listed:
                 return re.sub(r"^\s*\d+  ", "", listed[0])
+        if name == "quote":  # evidence: the opening words of the first quoted paper's abstract, verbatim
+            quoted = re.search(r'<paper key="[^"]+">\n[^\n]*\n([^\n]+)', self.prompt)
+            if quoted:
+                return " ".join(quoted.group(1).split()[:10])
         words = {
             "hypothesis": "Training the solver for more iterations improves held-out accuracy",
             "statement": "More solver iterations let logistic regression converge and classify digits better",
             "claim": "Gradient-based learning recognises handwritten digits well",
+            "change": "raise max_iter in train.py so the solver converges",
+            "strengths": "The method section states the recipe change and its test clearly",
+            "weaknesses": "The experiments section reports a single dataset and few seeds",
             "queries": "handwritten digit classification",
         }
         base = words.get(name, f"A careful {name or 'answer'} about the research goal")

@@ -7,12 +7,13 @@ import json
 import pytest
 from researcher import ResearcherProvider
 
+from helpers import ScriptedProvider
 from nanoresearch.knowledge.memory import Memory
 from nanoresearch.knowledge.skillbank import SkillBank
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
 from nanoresearch.pipeline.coevolution.distill import distill_skills
 from nanoresearch.pipeline.coevolution.recall import count_uses
-from nanoresearch.pipeline.coevolution.reflect import file_record, reflect
+from nanoresearch.pipeline.coevolution.reflect import file_record, reflect_run
 from nanoresearch.pipeline.orchestrator import STAGES, Unattended, run_pipeline, run_stage
 from nanoresearch.pipeline.stages.ideation import Ideas
 from nanoresearch.store.knowledge_models import MemoryRecord, Skill
@@ -178,8 +179,8 @@ def test_a_stage_counts_its_skills_once_even_when_resumed_and_survives_a_removed
 
 @pytest.mark.slow  # MiniLM
 def test_a_run_that_repeats_itself_supports_a_memory_once_at_most(make_context) -> None:
-    ctx = make_context(ResearcherProvider())
-    for stage in ("ideation", "planning", "writing"):  # the researcher writes the same note after every stage
-        reflect(ctx, stage)
+    note = {"type": "lesson", "text": "The solver stopped before converging at ten iterations", "stage": "experiment"}
+    ctx = make_context(ScriptedProvider(json.dumps({"records": [note, note, note]})))  # the same note three times
+    reflect_run(ctx)
     (record,) = Memory(ctx.store, ctx.user_id).list()
     assert record.support == 0 and record.evidence[0].run_id == ctx.run.id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def test_a_live_run_shows_running_refuses_a_second_driver_and_sigterm_pauses_it(
             finally:
                 owner.send_signal(signal.SIGTERM)
                 code = owner.wait(timeout=60)
-    assert "(running)" in shown.out and stage_status(shown.out, "experiment") == "running"
+    assert "(running)" in shown.out and re.fullmatch(r"running (\d+\.\d s|\d+ m \d\d s)", stage_status(shown.out, "experiment"))
     assert second.code == 1 and f"pid {owner.pid}" in second.err and "Traceback" not in second.err
     assert code == 130, (tmp_path / "owner.log").read_text()
     assert "nanoresearch resume" in (tmp_path / "owner.log").read_text()

@@ -29,7 +29,8 @@ def test_the_embedded_model_runs_a_whole_project(make_context, settings) -> None
     for artifact in ("ideas.json", "blueprint.json", "results.json", "figures/comparison.png"):
         assert (folder / artifact).is_file(), artifact
     plans = ctx.store.stage_plans(ctx.user_id, ctx.run.id)
-    assert [p.stage for p in plans] == list(STAGE_NAMES)
+    # no planner call where no model reads a plan: analysis, figures, and writing and review without a paper
+    assert [p.stage for p in plans][:3] == list(STAGE_NAMES[:3]) and not {p.stage for p in plans} & {"analysis", "figures"}
     for plan in plans:  # the (x, y) of the policy's training triples, as exact token ids
         assert plan.prompt_ids and plan.output_ids
     assert len([t for t in ctx.store.trials(ctx.run.id) if t.job_id]) <= 4

@@ -7,7 +7,7 @@ import json
 from helpers import ScriptedProvider
 from nanoresearch.knowledge.memory import Memory
 from nanoresearch.paper.results import Results, TrialPoint, write_results
-from nanoresearch.pipeline.coevolution.reflect import hypothesis_outcome, hypothesis_verdict, reflect
+from nanoresearch.pipeline.coevolution.reflect import hypothesis_outcome, hypothesis_verdict, reflect, reflect_run
 
 DRAFTED = json.dumps({"records": [
     {"type": "preference", "text": "they want to add to the budget and refine the process"},
@@ -19,6 +19,7 @@ def test_a_model_drafted_preference_is_dropped_and_the_users_comment_is_kept_ver
     ctx = make_context(ScriptedProvider(DRAFTED))
     ctx.store.add_feedback(ctx.user_id, ctx.run.id, "planning", "comment", "always include an ablation of each component")
     reflect(ctx, "planning")
+    reflect_run(ctx)
     records = {r.type: r for r in Memory(ctx.store, ctx.user_id).list()}
     assert set(records) == {"lesson", "preference"}
     assert records["preference"].text == "always include an ablation of each component"

@@ -9,8 +9,22 @@ from typing import Annotated, Optional
 import typer
 
 from nanoresearch import __version__
-from nanoresearch.cli import config, doctor, knowledge, literature, llm, policy, profile, research, trials, web
-from nanoresearch.cli.common import err, out, report
+from nanoresearch.cli import (
+    config,
+    doctor,
+    eval,
+    housekeeping,
+    knowledge,
+    literature,
+    llm,
+    policy,
+    profile,
+    research,
+    trials,
+    watch,
+    web,
+)
+from nanoresearch.cli.common import err, flags_take_no_value, out, report
 from nanoresearch.errors import NanoResearchError
 
 app = typer.Typer(
@@ -24,6 +38,8 @@ app = typer.Typer(
 # name when the module is one command group, merged into the root when it holds top-level commands
 # (`run`, `init`, `ui`, `doctor`) or several groups (`skills` and `memory`).
 app.add_typer(research.app)  # run, resume, status, list, show, export, feedback
+app.add_typer(watch.app)  # watch
+app.add_typer(housekeeping.app)  # rm, archive, mark-failed, open
 app.add_typer(profile.app)  # init, and the profile group
 app.add_typer(web.app)  # ui
 app.add_typer(doctor.app)  # doctor
@@ -33,6 +49,7 @@ app.add_typer(trials.app, name="trials")
 app.add_typer(literature.app, name="literature")
 app.add_typer(policy.app, name="policy")
 app.add_typer(knowledge.app)  # the skills and memory groups
+app.add_typer(eval.app, name="eval")  # eval run, resume, report, search
 
 
 def _version(value: bool) -> None:
@@ -54,7 +71,9 @@ def main_options(
 def main() -> None:
     """The console script: our errors become a message, a hint and an exit code, never a traceback."""
     try:
-        app()
+        command = typer.main.get_command(app)
+        flags_take_no_value(command)
+        command()
     except NanoResearchError as exc:
         sys.exit(report(exc))
     except KeyboardInterrupt:

@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from nanoresearch.cli.common import err, out, settings_from
+from nanoresearch.cli.common import err, examples, out, settings_from
 from nanoresearch.config import init_config_file, settings_as_toml
 
 app = typer.Typer(help="Show or create the configuration.", no_args_is_help=True)
 
 
-@app.command("show")
+@app.command("show", epilog=examples("nanoresearch config show", "nanoresearch config show --json"))
 def config_show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Print the effective settings (file, environment and flags merged)."""
     settings = settings_from(ctx)
@@ -24,7 +24,7 @@ def config_show(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--jso
         out.print(settings_as_toml(settings), markup=False, highlight=False)
 
 
-@app.command("init")
+@app.command("init", epilog=examples("nanoresearch config init"))
 def config_init(ctx: typer.Context, force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False) -> None:
     """Write a starting config.toml in the home folder."""
     home = (ctx.obj or {}).get("home")  # the flag alone, not the settings: --force must mend a broken file

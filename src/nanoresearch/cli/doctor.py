@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from nanoresearch import __version__
-from nanoresearch.cli.common import out, settings_from
+from nanoresearch.cli.common import examples, out, print_table, settings_from
+
+if TYPE_CHECKING:
+    from nanoresearch.doctor import Check
 
 app = typer.Typer()
 
 
-@app.command()
+@app.command(epilog=examples("nanoresearch doctor", "nanoresearch doctor --no-model --json"))
 def doctor(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
@@ -28,12 +30,22 @@ def doctor(
     if as_json:
         out.print_json(json.dumps([c.model_dump() for c in checks]))
     else:
-        table = Table(title=f"nanoresearch {__version__} — doctor", show_lines=False)
-        for column in ("", "check", "found", "fix"):
-            table.add_column(column)
-        for c in checks:
-            mark = "[green]ok[/]" if c.ok else ("[red]FAIL[/]" if c.required else "[yellow]missing[/]")
-            table.add_row(mark, escape(c.name), escape(c.detail), "" if c.ok else escape(c.hint))
-        out.print(table)
+        rows: list[list[str | Text]] = [[mark(c), c.name, c.detail] for c in checks]
+        print_table(f"nanoresearch {__version__} — doctor", ("", "check", "found"), rows, flex="found")
+        print_fixes([c for c in checks if not c.ok])
     if not healthy(checks):
         raise typer.Exit(1)
+
+
+def mark(check: Check) -> Text:
+    if check.ok:
+        return Text("ok", style="green")
+    return Text("FAIL", style="red") if check.required else Text("missing", style="yellow")
+
+
+def print_fixes(failed: list[Check]) -> None:
+    """Each fix on lines of its own below the table, never cut: the commands are there to be copied."""
+    if failed:
+        out.print("\nto fix:")
+    for check in failed:
+        out.print(f"  {check.name}: {check.hint}", markup=False, highlight=False)

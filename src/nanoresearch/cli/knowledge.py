@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nanoresearch.cli.common import err, out, session, short
+from nanoresearch.cli.common import JsonOption, err, examples, out, print_json, print_table, session, short
 from nanoresearch.errors import UserError
 from nanoresearch.store.knowledge_models import MEMORY_TYPES, Hit, MemoryRecord
 
@@ -66,21 +66,25 @@ def _memory(ctx: typer.Context) -> Iterator[Memory]:
 # skills
 
 
-@skills_app.command("list")
-def skills_list(ctx: typer.Context) -> None:
-    """Your skills, then the shared ones."""
+@skills_app.command("list", epilog=examples("nanoresearch skills list", "nanoresearch skills list --json"))
+def skills_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Your skills, then the shared ones (narrow output drops columns and shortens the description)."""
     with _bank(ctx) as bank:
         skills = bank.list_skills()
-        table = Table(title=f"skills of {bank.user}")
-    for column in ("name", "visibility", "version", "uses", "success", "stages", "description"):
-        table.add_column(column)
-    for s in skills:
-        table.add_row(s.name, s.visibility, str(s.version), str(s.uses), f"{s.success_rate:.2f}", ", ".join(s.stages),
-                      escape(short(s.description, 70)))
-    out.print(table)
+        user = bank.user
+    if as_json:
+        print_json([s.model_dump(mode="json") for s in skills])
+        return
+    rows = [[s.name, s.visibility, str(s.version), str(s.uses), f"{s.success_rate:.2f}", ", ".join(s.stages),
+             s.description] for s in skills]
+    print_table(f"skills of {user}", ("name", "visibility", "version", "uses", "success", "stages", "description"),
+                rows, flex="description", droppable=("stages", "version", "uses", "success", "visibility"))
 
 
-@skills_app.command("show")
+@skills_app.command("show", epilog=examples(
+    "nanoresearch skills show more-solver-iterations",
+    "nanoresearch skills show more-solver-iterations --shared",
+))
 def skills_show(ctx: typer.Context, name: NameArgument, shared: SharedOption = False) -> None:
     """A skill's fields, its procedure and the files beside it."""
     with _bank(ctx) as bank:
@@ -95,7 +99,9 @@ def skills_show(ctx: typer.Context, name: NameArgument, shared: SharedOption = F
     out.print(skill.body, markup=False, highlight=False)
 
 
-@skills_app.command("search")
+@skills_app.command("search", epilog=examples(
+    'nanoresearch skills search "solver stops before converging" --stage experiment --explain',
+))
 def skills_search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What you need a procedure for.")],
@@ -111,7 +117,10 @@ def skills_search(
     _print_hits(hits, explain, "skill", lambda item: item.name)
 
 
-@skills_app.command("import")
+@skills_app.command("import", epilog=examples(
+    "nanoresearch skills import ~/agent-skills/",
+    "nanoresearch skills import ~/agent-skills/ --shared --replace",
+))
 def skills_import(
     ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="A skill folder (with SKILL.md), or a folder of them.")],
@@ -124,7 +133,10 @@ def skills_import(
     err.print(f"imported {len(skills)} skill{'s' if len(skills) != 1 else ''}: {', '.join(s.name for s in skills)}")
 
 
-@skills_app.command("export")
+@skills_app.command("export", epilog=examples(
+    "nanoresearch skills export ./my-skills",
+    "nanoresearch skills export ./my-skills more-solver-iterations",
+))
 def skills_export(
     ctx: typer.Context,
     dest: Annotated[Path, typer.Argument(help="Folder to copy the skill folders into.")],
@@ -136,7 +148,7 @@ def skills_export(
     err.print(f"exported {len(written)} skill{'s' if len(written) != 1 else ''} to {dest}")
 
 
-@skills_app.command("edit")
+@skills_app.command("edit", epilog=examples("nanoresearch skills edit more-solver-iterations"))
 def skills_edit(ctx: typer.Context, name: NameArgument, shared: SharedOption = False) -> None:
     """Edit a SKILL.md in $EDITOR; it is checked, versioned and re-indexed."""
     with _bank(ctx) as bank:
@@ -144,7 +156,7 @@ def skills_edit(ctx: typer.Context, name: NameArgument, shared: SharedOption = F
     err.print(f"{skill.name} is at version {skill.version}")
 
 
-@skills_app.command("remove")
+@skills_app.command("remove", epilog=examples("nanoresearch skills remove more-solver-iterations"))
 def skills_remove(ctx: typer.Context, name: NameArgument, shared: SharedOption = False) -> None:
     """Delete a skill's folder and its index entry."""
     with _bank(ctx) as bank:
@@ -154,29 +166,33 @@ def skills_remove(ctx: typer.Context, name: NameArgument, shared: SharedOption =
 # memory
 
 
-@memory_app.command("list")
+@memory_app.command("list", epilog=examples(
+    "nanoresearch memory list --project digits-classifier --type constraint",
+    "nanoresearch memory list --json",
+))
 def memory_list(
     ctx: typer.Context,
     project: ProjectOption = None,
     type_: Annotated[Optional[list[str]], typer.Option("--type", help=f"Only these types: {', '.join(MEMORY_TYPES)}.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Your records (and shared ones), oldest first."""
+    """Your records (and shared ones), oldest first (narrow output drops columns and shortens the text)."""
     from nanoresearch.knowledge.memory import decayed_importance
 
     with _memory(ctx) as memory:
         records = memory.list(_project_id(memory, project), _types(type_))
         names = memory.store.project_names(memory.user_id)
-    table = Table(title="memory")
-    for column in ("id", "type", "project", "importance", "confidence", "±", "text"):
-        table.add_column(column)
-    for r in records:
-        project_name = names.get(r.project_id, "another user's") if r.project_id else "-"
-        table.add_row(str(r.id), r.type, escape(project_name), f"{decayed_importance(r):.2f}", f"{r.confidence:.2f}",
-                      f"+{r.support}/-{r.contradictions}", escape(short(r.text, 80)))
-    out.print(table)
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in records])
+        return
+    rows = [[str(r.id), r.type, names.get(r.project_id, "another user's") if r.project_id else "-",
+             f"{decayed_importance(r):.2f}", f"{r.confidence:.2f}", f"+{r.support}/-{r.contradictions}", r.text]
+            for r in records]
+    print_table("memory", ("id", "type", "project", "importance", "confidence", "±", "text"), rows, flex="text",
+                droppable=("±", "confidence", "importance", "project"))
 
 
-@memory_app.command("search")
+@memory_app.command("search", epilog=examples('nanoresearch memory search "feature scaling" --type result --explain'))
 def memory_search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to recall.")],
@@ -194,7 +210,7 @@ def memory_search(
     _print_hits(hits, explain, "record", lambda item: f"#{item.id} {item.type}: {short(item.text, 60)}")
 
 
-@memory_app.command("show")
+@memory_app.command("show", epilog=examples("nanoresearch memory show 12"))
 def memory_show(ctx: typer.Context, memory_id: Annotated[int, typer.Argument(help="Record id.")]) -> None:
     """Everything about one record: conditions, evidence, counts, links."""
     from nanoresearch.knowledge.memory import decayed_importance
@@ -214,7 +230,7 @@ def memory_show(ctx: typer.Context, memory_id: Annotated[int, typer.Argument(hel
     out.print(f"created {record.created:%Y-%m-%d %H:%M}, updated {record.updated:%Y-%m-%d %H:%M}")
 
 
-@memory_app.command("forget")
+@memory_app.command("forget", epilog=examples("nanoresearch memory forget 12"))
 def memory_forget(ctx: typer.Context, memory_id: Annotated[int, typer.Argument(help="Record id.")]) -> None:
     """Delete one of your records for good."""
     with _memory(ctx) as memory:
@@ -222,7 +238,7 @@ def memory_forget(ctx: typer.Context, memory_id: Annotated[int, typer.Argument(h
     err.print(f"forgot #{record.id} ({record.type}): {escape(short(record.text, 80))}")
 
 
-@memory_app.command("export")
+@memory_app.command("export", epilog=examples("nanoresearch memory export -o memory.json --project digits-classifier"))
 def memory_export(
     ctx: typer.Context,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSON file (default: print).")] = None,
@@ -239,7 +255,9 @@ def memory_export(
         err.print(f"wrote {len(records)} records to {output}")
 
 
-@memory_app.command("add")
+@memory_app.command("add", epilog=examples(
+    'nanoresearch memory add "never use the test split for early stopping" --type constraint',
+))
 def memory_add(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="What to remember, in a sentence.")],

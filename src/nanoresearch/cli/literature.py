@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nanoresearch.cli.common import err, out, settings_from
+from nanoresearch.cli.common import err, examples, out, settings_from
 from nanoresearch.literature import search_literature
 from nanoresearch.literature.source import Paper
 
@@ -23,7 +23,10 @@ def literature() -> None:
     """Search the literature: OpenAlex, Semantic Scholar, arXiv and a local corpus."""
 
 
-@app.command("search")
+@app.command("search", epilog=examples(
+    'nanoresearch literature search "handwritten digit recognition" --offline --corpus examples/corpus',
+    'nanoresearch literature search "learning rate warmup" --limit 5 --json',
+))
 def literature_search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to look for, e.g. 'handwritten digit recognition'.")],

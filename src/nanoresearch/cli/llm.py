@@ -8,14 +8,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from nanoresearch.cli.common import err, out, session
+from nanoresearch.cli.common import err, examples, out, session
 from nanoresearch.config import MODEL_ROLES
 from nanoresearch.errors import UserError
 
 app = typer.Typer(help="Talk to a configured model directly.", no_args_is_help=True)
 
 
-@app.command("export")
+@app.command("export", epilog=examples("nanoresearch llm export RUN -o run.json"))
 def llm_export(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="Run id.")],
@@ -31,7 +31,7 @@ def llm_export(
     err.print(f"wrote {len(recording['calls'])} calls to {output}")
 
 
-@app.command("import")
+@app.command("import", epilog=examples("nanoresearch llm import run.json"))
 def llm_import(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="A recording from `llm export`.")]) -> None:
     """Load a recording so that its calls replay (with llm.replay = "only" or "prefer")."""
     from nanoresearch.llm.replay import import_recording
@@ -45,7 +45,10 @@ def llm_import(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="A 
     err.print(f"imported {count} calls for {settings.user}")
 
 
-@app.command("ask")
+@app.command("ask", epilog=examples(
+    'nanoresearch llm ask "What is a Bloom filter?" --provider local',
+    'nanoresearch llm ask "Summarise attention." --provider openai --model gpt-4o-mini --json',
+))
 def llm_ask(
     ctx: typer.Context,
     prompt: Annotated[str, typer.Argument(help="What to ask.")],

@@ -35,7 +35,7 @@ from nanoresearch.store import Store
 app = typer.Typer(help="The planner's per-user adapter, trained by SDPO on your feedback.", no_args_is_help=True)
 
 
-@app.command("train")
+@app.command("train", epilog="Examples:\n  nanoresearch policy train\n  nanoresearch policy train --steps 12 --probes probes.json --json")
 def train(
     ctx: typer.Context,
     steps: Annotated[int | None, typer.Option(min=1, max=1000, help="Optimizer steps (default: policy.steps).")] = None,
@@ -46,10 +46,13 @@ def train(
     from nanoresearch.policy.train import train_user
 
     probe_set = _read_probes(probes) if probes else None
-    with session(ctx) as (settings, store, _):
+    with session(ctx) as (settings, store, user_id):
         if steps is not None:
             settings = settings.model_copy(update={"policy": settings.policy.model_copy(update={"steps": steps})})
-        err.print(f"training the planner of {settings.user} ({settings.policy.steps} steps) ...")
+        pending = _status(settings, store, user_id, policy_paths(settings))["pending feedback"]
+        if pending:  # said before the model loads, so the first line is what happens next
+            err.print(f"checking {pending} new feedback for relevance (policy.min_relevance = {settings.policy.min_relevance}),"
+                      f" then training the planner of {settings.user} on what passes ({settings.policy.steps} steps) ...")
         result = train_user(settings, store, probes=probe_set)
     if as_json:
         out.print_json(result.model_dump_json())
@@ -73,7 +76,7 @@ def _read_probes(path: str) -> ProbeSet:
                         hint='a JSON object {"method": ..., "user": [pairs], "control": [pairs]}') from None
 
 
-@app.command("status")
+@app.command("status", epilog="Examples:\n  nanoresearch policy status\n  nanoresearch policy status --json")
 def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The active adapter, the replay buffer and the feedback waiting to be learned from."""
     with session(ctx) as (settings, store, user_id):
@@ -97,7 +100,7 @@ def _status(settings: Settings, store: Store, user_id: int, paths: PolicyPaths) 
     }
 
 
-@app.command("history")
+@app.command("history", epilog="Examples:\n  nanoresearch policy history\n  nanoresearch policy history --json")
 def history(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Every adapter version with its measured gap, probe margins and drift."""
     paths = policy_paths(settings_from(ctx))
@@ -148,7 +151,7 @@ def _metrics_table(rows: list[tuple[int, VersionMeta | None, UpdateMetrics | Non
     return table
 
 
-@app.command("rollback")
+@app.command("rollback", epilog="Examples:\n  nanoresearch policy rollback v2")
 def rollback(ctx: typer.Context, version: Annotated[str, typer.Argument(help="The version to make active, e.g. v2.")]) -> None:
     """Make an earlier (or any kept) adapter version the planner's again."""
     from nanoresearch.policy.adapters import rollback as do_rollback
@@ -158,7 +161,7 @@ def rollback(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Th
     out.print(f"the planner of {settings.user} now uses v{meta.version} (made {meta.created_at})")
 
 
-@app.command("reset")
+@app.command("reset", epilog="Examples:\n  nanoresearch policy reset\n  nanoresearch policy reset --purge")
 def reset(
     ctx: typer.Context,
     purge: Annotated[bool, typer.Option(help="Also delete every version and the replay buffer.")] = False,

@@ -11,7 +11,7 @@ import tomli_w
 import typer
 from rich.markup import escape
 
-from nanoresearch.cli.common import err, out, settings_from
+from nanoresearch.cli.common import err, examples, out, settings_from
 from nanoresearch.errors import NanoResearchError, UserError
 from nanoresearch.profile.edit import settable_keys, shown, with_setting
 from nanoresearch.profile.models import Profile
@@ -41,7 +41,7 @@ app = typer.Typer()  # `init` at the top level, beside the `profile` group
 app.add_typer(profile_app, name="profile")
 
 
-@app.command("init")
+@app.command("init", epilog=examples("nanoresearch init", "nanoresearch init --preset resource-constrained"))
 def init(
     ctx: typer.Context,
     preset_name: Annotated[Optional[str], typer.Option("--preset", help=f"Take this preset as it is, no questions: {', '.join(PRESETS)}.")] = None,
@@ -91,7 +91,7 @@ def _checked(read: Callable[[str], Profile]) -> Callable[[str], Profile]:
     return proc
 
 
-@profile_app.command("show")
+@profile_app.command("show", epilog=examples("nanoresearch profile show", "nanoresearch profile show --json"))
 def show(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -111,7 +111,7 @@ def show(
         out.print(tomli_w.dumps(profile.model_dump(exclude_none=True)), markup=False, highlight=False)
 
 
-@profile_app.command("presets")
+@profile_app.command("presets", epilog=examples("nanoresearch profile presets", "nanoresearch profile presets --json"))
 def presets(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the presets and how they differ."""
     if as_json:
@@ -129,7 +129,10 @@ def _print_presets() -> None:
                   style="dim", highlight=False)
 
 
-@profile_app.command("set")
+@profile_app.command("set", epilog=examples(
+    "nanoresearch profile set hard_constraints.max_gpu_hours 2",
+    "nanoresearch profile set hard_constraints.forbid gpu,slurm",
+))
 def set_key(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help=f"One of: {', '.join(settable_keys())}.")],
@@ -142,7 +145,7 @@ def set_key(
     err.print(f"{escape(key)} = {escape(shown(profile, key))} (in {path})", highlight=False)
 
 
-@profile_app.command("use")
+@profile_app.command("use", epilog=examples("nanoresearch profile use exploratory"))
 def use(ctx: typer.Context, name: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.")]) -> None:
     """Replace your whole profile, hard constraints included, with a preset."""
     settings = settings_from(ctx)

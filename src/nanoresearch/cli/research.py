@@ -13,7 +13,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nanoresearch.cli.common import err, open_run, out, session
+from nanoresearch.cli.common import (
+    JsonOption,
+    checked_executor,
+    err,
+    examples,
+    open_run,
+    out,
+    print_json,
+    print_table,
+    session,
+)
 from nanoresearch.config import Settings
 from nanoresearch.errors import BudgetExhausted, NanoResearchError, UserError
 from nanoresearch.store import Store
@@ -25,7 +35,10 @@ MAX_GOAL = 2000
 app = typer.Typer()
 
 
-@app.command("run")
+@app.command("run", epilog=examples(
+    'nanoresearch run "improve handwritten digit classification accuracy" --task examples/tasks/digits-classifier --budget trials=6,wall=20m',
+    'nanoresearch run "GOAL" --task examples/tasks/tiny-mlp --budget trials=10,wall=20m,tokens=500k,usd=2 --yes',
+))
 def run(
     ctx: typer.Context,
     goal: Annotated[str, typer.Argument(help="The research goal, in a sentence or two.")],
@@ -40,6 +53,11 @@ def run(
     project: Annotated[Optional[str], typer.Option(help="Project name (default: the task's name, or 'research').")] = None,
     max_debug: Annotated[int, typer.Option(min=0, max=10, help="Repair attempts for a crashed trial.")] = 1,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not stop for feedback after each stage.")] = False,
+    feedback: Annotated[str, typer.Option(help="Where to answer after each stage: terminal, or web (the dashboard's "
+                                          "page for the run, whose URL the terminal shows).")] = "terminal",
+    no_skills: Annotated[bool, typer.Option("--no-skills", help="No skills recalled or distilled in this run.")] = False,
+    no_memory: Annotated[bool, typer.Option("--no-memory", help="No memories recalled or written in this run.")] = False,
+    no_policy: Annotated[bool, typer.Option("--no-policy", help="The base planner, no adapter and no training, in this run.")] = False,
 ) -> None:
     """Run a research project: literature, hypotheses, experiments, analysis, figures, paper, review."""
     from nanoresearch.compute.budget import parse_budget
@@ -48,6 +66,9 @@ def run(
     from nanoresearch.trials.task import load_task
 
     goal = checked_goal(goal)
+    checked_executor(executor)
+    if feedback not in ("terminal", "web"):
+        raise UserError(f"unknown --feedback {feedback!r}", hint="use --feedback terminal or --feedback web")
     with session(ctx) as (settings, store, user_id):
         loaded = load_task(task) if task is not None else None
         budget = profile_budget(settings, budget, executor, loaded.resources.gpus if loaded else 0)
@@ -58,12 +79,18 @@ def run(
         options = RunOptions(
             task=str(loaded.folder) if loaded else None, budget=parse_budget(budget), executor=executor, parallel=parallel,
             offline=offline, corpus=str(corpus.resolve()) if corpus else None, max_debug=max_debug,
+            coevolution=levels_on(settings, skills=not no_skills, memory=not no_memory, policy=not no_policy),
         )
         record = new_run(store, settings, user_id, project or (loaded.name if loaded else "research"), goal, options,
                          kind="research")
         err.print(f"run [bold]{record.id}[/] for {settings.user}: {escape(goal)}")
         err.print(f"workspace {record.workspace}")
-        execute(settings, store, user_id, record, yes)
+        execute(settings, store, user_id, record, yes, web_feedback=feedback == "web")
+
+
+def levels_on(settings: Settings, **wanted: bool) -> list[str]:
+    """The co-evolution levels on for a new run: on in the settings (`[coevolution]`) and not switched off by a flag."""
+    return [level for level in settings.coevolution.levels_on() if wanted[level]]
 
 
 def profile_budget(settings: Settings, budget: str | None, executor: str, gpus: int) -> str:
@@ -78,7 +105,7 @@ def profile_budget(settings: Settings, budget: str | None, executor: str, gpus: 
     return capped
 
 
-@app.command("resume")
+@app.command("resume", epilog=examples("nanoresearch resume RUN", "nanoresearch resume RUN --budget tokens=+20k"))
 def resume(
     ctx: typer.Context,
     run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest run).")] = None,
@@ -99,6 +126,7 @@ def resume(
         if record.status == "done":
             err.print(f"run {record.id} already finished; `nanoresearch show {record.id}` shows what it made")
             return
+        checked_executor(record.options.executor)  # a plug-in's may have been uninstalled since
         if task is not None:
             record = given_task(store, record, task)
         if budget is not None:
@@ -130,17 +158,21 @@ def given_task(store: Store, record: Run, folder: Path) -> Run:
     return store.get_run(record.id)
 
 
-def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bool) -> None:
+def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bool, web_feedback: bool = False) -> None:
     from nanoresearch.cli.display import Reporter, TerminalGate
+    from nanoresearch.cli.web import DEFAULT_PORT, dashboard_url
     from nanoresearch.compute.budget import ModelCallGate
+    from nanoresearch.doctor import run_start_lines
     from nanoresearch.llm.client import LLM
     from nanoresearch.pipeline.context import RunContext
-    from nanoresearch.pipeline.orchestrator import Unattended, run_pipeline
+    from nanoresearch.pipeline.feedback import DashboardGate
+    from nanoresearch.pipeline.orchestrator import FeedbackGate, Unattended, run_pipeline
     from nanoresearch.policy.adapters import adapter_loader
     from nanoresearch.runs import drive
     from nanoresearch.trials.task import load_task
 
     options = record.options
+    settings = settings.for_run(options.coevolution)  # the levels the run was started with, on resume too
     llm = LLM(settings, store, user_id, run_id=record.id, replay_within_run=True, adapters=adapter_loader(settings),
               budget=ModelCallGate(store, user_id, record.id))
     with (
@@ -148,9 +180,15 @@ def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bo
         Reporter(err, store, user_id, record.id, options.budget) as reporter,
     ):
         interactive = not yes and sys.stdin.isatty()
-        gate = TerminalGate(err, reporter) if interactive else Unattended()
+        gate: FeedbackGate = TerminalGate(err, reporter) if interactive else Unattended()
+        if web_feedback and not yes:
+            page = f"{dashboard_url('127.0.0.1', DEFAULT_PORT, None)}runs/{record.id}"
+            gate = DashboardGate(store, user_id, record.id, page, say=reporter.say)
         context = RunContext(settings, store, user_id, record, llm, options,
                              task=load_task(options.task) if options.task else None, say=reporter.say)
+        for line in run_start_lines(settings):  # what each model is good for; plainly when the run is a demonstration
+            reporter.say(line)
+            context.log("models", line=line)
         try:
             run_pipeline(context, gate)
         except BudgetExhausted:
@@ -159,85 +197,122 @@ def execute(settings: Settings, store: Store, user_id: int, record: Run, yes: bo
     print_artifacts(Path(record.workspace))
 
 
-@app.command("status")
-def status(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None) -> None:
-    """Where a run stands: each stage of a research run (or a trial session's lineage), what was spent and what is left."""
+@app.command("status", epilog=examples("nanoresearch status", "nanoresearch status RUN --json"))
+def status(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None,
+           as_json: JsonOption = False) -> None:
+    """Where a run stands: each stage of a research run (the live one with its clock and last step) or a trial
+    session's lineage, how long it has run, what was spent and what is left."""
     from nanoresearch.cli.trials import render_tree_for
+    from nanoresearch.cli.watch import between_stages
     from nanoresearch.compute.budget import left, spent
+    from nanoresearch.pipeline.progress import duration_text, left_text, spending_text
     from nanoresearch.runs import shown_status
 
     (_, store, user_id), record = open_run(ctx, run_id)
     run_status = shown_status(record)
+    if as_json:
+        print_json(status_data(store, user_id, record))
+        return
     if record.kind == "research":
+        steps = store.steps(record.id)
         out.print(stage_table(store, record, run_status))
+        if run_status == "running" and not any(s.step == "stage" and s.status == "running" for s in steps):
+            out.print(between_stages(steps))
     else:
         out.print(f"[bold]{record.id}[/] ({run_status}): {escape(record.goal)}")
         out.print(render_tree_for(store, record.id, record.options.direction))
     used = spent(store, user_id, record.id)
     remaining = left(record.options.budget, used)
-    out.print(f"spent: {used.trials} trials, {used.tokens:.0f} tokens, ${used.usd:.4f}, {used.cpu_hours:.3f} CPU-h, "
-              f"{used.gpu_hours:.3f} GPU-h; left: {', '.join(f'{k} {v:.3g}' for k, v in remaining.items()) or 'no limits'}")
+    out.print(f"spent: {spending_text(used)} · {used.cpu_hours:.3f} CPU-h · {used.gpu_hours:.3f} GPU-h · "
+              f"{duration_text(used.wall_s)} running; left: {left_text(remaining)}", highlight=False)
+
+
+def status_data(store: Store, user_id: int, record: Run) -> dict:
+    """`status --json`: the run, its stage checkpoints, its trials, and what was spent and is left."""
+    from nanoresearch.compute.budget import left, spent
+    from nanoresearch.runs import shown_status
+
+    used = spent(store, user_id, record.id)
+    return {"run": {**record.model_dump(mode="json"), "shown_status": shown_status(record)},
+            "stages": [s.model_dump(mode="json") for s in store.steps(record.id) if s.step == "stage"],
+            "trials": [t.model_dump(mode="json", exclude={"diff", "logs_tail"}) for t in store.trials(record.id)],
+            "spent": used.model_dump(), "left": left(record.options.budget, used)}
 
 
 def stage_table(store: Store, record: Run, run_status: str) -> Table:
-    """A research run's stages, each with its status and summary."""
-    from nanoresearch.pipeline.orchestrator import STAGE_NAMES
+    """A research run's stages, each with its status and summary; the stage running now with its clock and last step."""
+    from nanoresearch.cli.watch import live_stage_cells
+    from nanoresearch.pipeline.context import STAGE_NAMES
 
     table = Table(title=f"{record.id} ({run_status})")
     for column in ("stage", "status", "summary"):
         table.add_column(column)
-    steps = {s.stage: s for s in store.steps(record.id) if s.step == "stage"}
+    every_step = store.steps(record.id)
+    steps = {s.stage: s for s in every_step if s.step == "stage"}
     for name in STAGE_NAMES:
         step = steps.get(name)
         summary = (step.payload.get("summary") or step.payload.get("error") or step.payload.get("stopped", "")) if step else ""
         stage_status: str = step.status if step else ("not run: budget" if record.stop_reason == "budget" else "pending")
         if stage_status == "running" and run_status != "running":
             stage_status = run_status  # the stage stopped with its run: paused, interrupted or failed
+        elif stage_status == "running" and step:
+            stage_status, summary = live_stage_cells(every_step, step)
         table.add_row(name, stage_status, escape(summary))
     return table
 
 
-@app.command("list")
-def list_runs(ctx: typer.Context) -> None:
-    """Your runs, oldest first."""
+@app.command("list", epilog=examples("nanoresearch list", "nanoresearch list --all --json"))
+def list_runs(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    all_runs: Annotated[bool, typer.Option("--all", help="Archived runs too (`nanoresearch archive` hides a run).")] = False,
+) -> None:
+    """Your runs, oldest first. Ids are never cut: a narrow terminal or a pipe drops columns and
+    shortens the goal instead."""
     from nanoresearch.runs import shown_status
 
     with session(ctx) as (settings, store, user_id):
-        runs = store.list_runs(user_id)
-    table = Table(title=f"runs of {settings.user}")
-    for column in ("id", "status", "kind", "goal", "created"):
-        table.add_column(column)
-    for record in runs:
-        table.add_row(record.id, shown_status(record), record.kind, escape(record.goal[:70]), record.created_at[:19])
-    out.print(table)
+        runs = [record for record in store.list_runs(user_id) if all_runs or not record.archived_at]
+    if as_json:
+        print_json([{**record.model_dump(mode="json"), "shown_status": shown_status(record)} for record in runs])
+        return
+    rows = [[record.id, shown_status(record) + (" (archived)" if record.archived_at else ""), record.kind, record.goal,
+             record.created_at[:16].replace("T", " ")] for record in runs]
+    print_table(f"runs of {settings.user}", ("id", "status", "kind", "goal", "created"), rows, flex="goal",
+                droppable=("created", "kind", "status"))
 
 
-@app.command("show")
-def show(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None) -> None:
+@app.command("show", epilog=examples("nanoresearch show RUN", "nanoresearch show RUN --json"))
+def show(ctx: typer.Context, run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None,
+         as_json: JsonOption = False) -> None:
     """A run's goal, selected hypothesis, results, paper and final review (a trial session's lineage and best trial)."""
     from nanoresearch.runs import shown_status
 
     (_, store, _), record = open_run(ctx, run_id)
     folder = Path(record.workspace)
+    if as_json:
+        print_json({"run": {**record.model_dump(mode="json"), "shown_status": shown_status(record)},
+                    **{name: _json(folder / path) for name, path in SHOWN_FILES.items()}, "artifacts": artifacts(folder)})
+        return
     out.print(f"[bold]{record.id}[/] ({shown_status(record)}): {escape(record.goal)}")
     if record.kind == "trials":
         show_session(store, record)
-    ideas = _json(folder / "ideas.json")
+    ideas = _json(folder / SHOWN_FILES["ideas"])
     if ideas:
         chosen = ideas["hypotheses"][ideas["selected"]]
         out.print(f"hypothesis: {escape(chosen['statement'])} (novelty {chosen['novelty']:.2f}; {escape(ideas['reason'])})")
-    results = _json(folder / "results.json")
+    results = _json(folder / SHOWN_FILES["results"])
     for condition in (results or {}).get("conditions", []):
         if condition["mean"] is not None:
             out.print(f"  {escape(condition['name'])}: {condition['mean']:.4g} ± {condition['std']:.2g} (n={condition['n']})")
-    review = _json(folder / "reviews" / "review.json")
+    review = _json(folder / SHOWN_FILES["review"])
     if review:
         out.print(f"review: overall {review['overall']}/10, soundness {review['soundness']}, presentation "
                   f"{review['presentation']}, contribution {review['contribution']}, confidence {review['confidence']}")
     print_artifacts(folder)
 
 
-@app.command("export")
+@app.command("export", epilog=examples("nanoresearch export RUN -o run.zip", "nanoresearch export RUN --html run.html"))
 def export(
     ctx: typer.Context,
     run_id: Annotated[Optional[str], typer.Argument(help="Run id (default: your latest).")] = None,
@@ -278,7 +353,10 @@ def export_page(store: Store, user_id: int, record: Run, target: Path) -> None:
     err.print(f"wrote {write_export(store, user_id, record, target)}")
 
 
-@app.command("feedback")
+@app.command("feedback", epilog=examples(
+    'nanoresearch feedback RUN --stage planning "always include an ablation of each component"',
+    'nanoresearch feedback RUN --stage writing --action redirect --no-train "shorter related work"',
+))
 def feedback(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="Run id.")],
@@ -350,12 +428,19 @@ def checked_goal(goal: str) -> str:
     return goal
 
 
+SHOWN_FILES = {"ideas": "ideas.json", "results": "results.json", "review": "reviews/review.json"}  # what `show` reads
+ARTIFACTS = ("ideas.json", "blueprint.json", "results.json", "figures", "paper/paper.pdf", "paper/paper.tex",
+             "reviews/review.json", "report.md")
+
+
+def artifacts(folder: Path) -> dict[str, str]:
+    """What the run has made so far, by name, with its path."""
+    return {name: str(folder / name) for name in ARTIFACTS if (folder / name).exists()}
+
+
 def print_artifacts(folder: Path) -> None:
-    names = ["ideas.json", "blueprint.json", "results.json", "figures", "paper/paper.pdf", "paper/paper.tex",
-             "reviews/review.json", "report.md"]
-    for name in names:
-        if (folder / name).exists():
-            out.print(f"  {name}: {folder / name}", highlight=False)
+    for name, path in artifacts(folder).items():
+        out.print(f"  {name}: {path}", highlight=False)
 
 
 def _json(path: Path) -> dict | None:

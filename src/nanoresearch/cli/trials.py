@@ -10,10 +10,20 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 from rich.tree import Tree
 
-from nanoresearch.cli.common import err, open_run, out, session, short
+from nanoresearch.cli.common import (
+    JsonOption,
+    checked_executor,
+    err,
+    examples,
+    open_run,
+    out,
+    print_json,
+    print_table,
+    session,
+    short,
+)
 from nanoresearch.errors import UserError
 from nanoresearch.trials.lineage import head, outcome_text
 
@@ -29,7 +39,10 @@ EXPORT_FIELDS = ("id", "parent_id", "proposer", "hypothesis", "status", "kept", 
                  "executor", "job_id", "started_at", "ended_at", "knobs", "metrics", "diff")
 
 
-@app.command("run")
+@app.command("run", epilog=examples(
+    "nanoresearch trials run --task examples/tasks/digits-classifier --budget trials=6,wall=20m",
+    "nanoresearch trials run --task examples/tasks/tiny-mlp --executor local --parallel 2 --max-debug 2",
+))
 def trials_run(
     ctx: typer.Context,
     task: Annotated[Path, typer.Option(help="Task folder (with task.toml).")],
@@ -50,6 +63,7 @@ def trials_run(
     from nanoresearch.trials.loop import LoopSettings, TrialLoop
     from nanoresearch.trials.task import load_task
 
+    checked_executor(executor)
     loaded = load_task(task)
     asked = parse_budget(budget) if budget is not None else None
     with session(ctx) as (settings, store, user_id):
@@ -91,19 +105,21 @@ def best_text(best: Trial, metric: str) -> str:
     return f"best: trial {best.id}, {metric} = {best.score:.4g}"
 
 
-@app.command("list")
-def trials_list(ctx: typer.Context, run: Annotated[Optional[str], typer.Option(help="Run id (default: your latest).")] = None) -> None:
-    """The trials of a run, one line each."""
+@app.command("list", epilog=examples("nanoresearch trials list", "nanoresearch trials list --run RUN --json"))
+def trials_list(ctx: typer.Context, run: Annotated[Optional[str], typer.Option(help="Run id (default: your latest).")] = None,
+                as_json: JsonOption = False) -> None:
+    """The trials of a run, one line each (narrow output drops columns and shortens the hypothesis)."""
     (_, store, _), selected = open_run(ctx, run)
-    table = Table(title=f"trials of {selected.id}")
-    for column in ("id", "parent", "proposer", "outcome", "hypothesis"):
-        table.add_column(column)
-    for t in store.trials(selected.id):
-        table.add_row(str(t.id), str(t.parent_id or "-"), t.proposer, outcome_text(t), escape(t.hypothesis[:80]))
-    out.print(table)
+    trials = store.trials(selected.id)
+    if as_json:
+        print_json([{k: v for k, v in t.model_dump().items() if k in EXPORT_FIELDS} for t in trials])
+        return
+    rows = [[str(t.id), str(t.parent_id or "-"), t.proposer, outcome_text(t), t.hypothesis] for t in trials]
+    print_table(f"trials of {selected.id}", ("id", "parent", "proposer", "outcome", "hypothesis"), rows,
+                flex="hypothesis", droppable=("parent", "proposer"))
 
 
-@app.command("show")
+@app.command("show", epilog=examples("nanoresearch trials show 3"))
 def trials_show(ctx: typer.Context, trial_id: Annotated[int, typer.Argument(help="Trial id.")]) -> None:
     """One trial: hypothesis, diff, command, resources, score, failure and logs."""
     store, trial = _open_trial(ctx, trial_id)
@@ -119,14 +135,14 @@ def trials_show(ctx: typer.Context, trial_id: Annotated[int, typer.Argument(help
     out.print(escape(trial.logs_tail) or "(none)", highlight=False)
 
 
-@app.command("tree")
+@app.command("tree", epilog=examples("nanoresearch trials tree", "nanoresearch trials tree --run RUN"))
 def trials_tree(ctx: typer.Context, run: Annotated[Optional[str], typer.Option(help="Run id (default: your latest).")] = None) -> None:
     """The lineage of a run drawn as a tree; the head (best kept trial) in bold."""
     (_, store, _), selected = open_run(ctx, run)
     out.print(render_tree_for(store, selected.id, selected.options.direction))
 
 
-@app.command("export")
+@app.command("export", epilog=examples("nanoresearch trials export --format json -o trials.json"))
 def trials_export(
     ctx: typer.Context,
     run: Annotated[Optional[str], typer.Option(help="Run id (default: your latest).")] = None,

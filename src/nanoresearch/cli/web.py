@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from nanoresearch.cli.common import settings_from
+from nanoresearch.cli.common import examples, settings_from
 from nanoresearch.errors import UserError
 from nanoresearch.web.security import resolve_token
 
@@ -18,7 +18,7 @@ DEFAULT_PORT = 8765
 app = typer.Typer()
 
 
-@app.command("ui")
+@app.command("ui", epilog=examples("nanoresearch ui", "nanoresearch ui --port 9000 --open"))
 def ui(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = DEFAULT_PORT,

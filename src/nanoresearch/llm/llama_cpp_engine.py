@@ -14,6 +14,11 @@ from typing import Any
 from nanoresearch.llm.local_model import LoadedModel, import_torch, stop_ids_of
 
 CONTEXT_TOKENS = 8192  # SmolLM2 was trained with 8k positions
+# A prompt goes into llama.cpp this many tokens per call. Python acts on Ctrl-C (and on the SIGTERM a run
+# turns into one) only between calls, and one call of llama.cpp's own 512-token batch took 13-30 s on a
+# busy 2-core machine; 16 tokens take about as long as one. (transformers needs no such care: its
+# forward pass is Python, which hands control back between layers.)
+PREFILL_CHUNK = 16
 
 
 def load_llama(gguf: Path, hf_folder: Path, threads: int) -> LoadedModel:
@@ -45,7 +50,8 @@ class LlamaCppStepper:
             from nanoresearch.errors import LLMError
 
             raise LLMError(f"prompt and reply exceed the local model's context of {CONTEXT_TOKENS} tokens")
-        self.llama.eval(ids)
+        for start in range(0, len(ids), PREFILL_CHUNK):
+            self.llama.eval(ids[start : start + PREFILL_CHUNK])
         self.length = self.llama.n_tokens
         self.logits = self._last_logits()
 

@@ -8,9 +8,11 @@ After each stage the user may approve, comment or redirect; a redirect plans and
 again with the user's words in the planner's prompt.
 
 The planner is reminded of the user's skills and memories for each stage (pipeline/recall.py);
-skills the plan uses are counted as succeeding or failing with the stage. After each stage the
-memory is written (pipeline/reflect.py), and after the last the run's successful steps are
-distilled into skills (pipeline/distill.py); both are checkpointed like any step.
+skills the plan uses are counted as succeeding or failing with the stage. A stage no model reads a
+plan for (analysis, figures; writing and review without a paper) gets no planner call. After each
+stage code files the user's comments (and, after analysis, the tested hypothesis) in memory; after
+the last the model writes its notes on the run in one call (pipeline/reflect.py) and the run's
+successful steps are distilled into skills (pipeline/distill.py); all are checkpointed like any step.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
+from nanoresearch.compute.budget import spent
 from nanoresearch.errors import BudgetExhausted, EndpointUnavailableError, NanoResearchError
 from nanoresearch.pipeline.coevolution.distill import distill_skills
 from nanoresearch.pipeline.coevolution.planner import StagePlan, plan_stage
 from nanoresearch.pipeline.coevolution.recall import count_uses
-from nanoresearch.pipeline.coevolution.reflect import reflect
+from nanoresearch.pipeline.coevolution.reflect import reflect, reflect_run
 from nanoresearch.pipeline.context import STAGE_NAMES, RunContext
+from nanoresearch.pipeline.progress import done_line, stage_cost
 from nanoresearch.pipeline.stages.analysis import run_analysis
 from nanoresearch.pipeline.stages.experiment import run_experiment
 from nanoresearch.pipeline.stages.figures import run_figures
@@ -63,6 +67,7 @@ assert tuple(s.name for s in STAGES) == STAGE_NAMES, "context.STAGE_NAMES must l
 class Answer(BaseModel):
     action: Literal["approve", "comment", "redirect"]
     text: str = ""
+    recorded: bool = False  # already stored by the path that took it (the dashboard), which also started training
 
 
 class FeedbackGate(Protocol):
@@ -88,6 +93,8 @@ def run_pipeline(ctx: RunContext, gate: FeedbackGate) -> None:
                 if ctx.done(stage.name, "memory") is None:
                     ctx.mark(stage.name, "memory", {"records": reflect(ctx, stage.name)})
         with stopping_cleanly(ctx, "run"):
+            if ctx.done("run", "memory") is None:  # the model's notes: one call for the whole run
+                ctx.mark("run", "memory", {"records": reflect_run(ctx)})
             if ctx.done("run", "skills") is None:
                 ctx.mark("run", "skills", {"outcomes": [o.model_dump() for o in distill_skills(ctx)]})
             if ctx.done("run", "policy") is None:
@@ -122,29 +129,32 @@ def run_stage(ctx: RunContext, stage: Stage, gate: FeedbackGate) -> None:
     redirect = ""
     while True:
         ctx.say(f"[stage] {stage.name}: {stage.description}")
+        started, before = time.perf_counter(), spent(ctx.store, ctx.user_id, ctx.run.id)  # the plan is part of the stage
         ctx.store.save_step(ctx.run.id, stage.name, "stage", "running", {})
         planned = plan_stage(ctx, stage.name, stage.description, redirect)
-        for objective in planned.plan.objectives:
+        if planned.unplanned:
+            ctx.say(f"  no planner call: {planned.unplanned}")
+        for objective in [] if planned.unplanned else planned.plan.objectives:
             ctx.say(f"  plan: {objective}")
-        started = time.perf_counter()
         ctx.log("stage_start", stage=stage.name, plan_id=planned.plan_id)
         try:
             summary = stage.run(ctx, planned.plan)
         except Exception:
             count_uses(ctx, stage.name, planned.plan_id, planned.plan.skills, succeeded=False)
             raise
-        seconds = round(time.perf_counter() - started, 3)
+        cost = stage_cost(ctx.store, ctx.user_id, ctx.run.id, before, time.perf_counter() - started)
         summary = summary.replace(f"{ctx.workspace}/", "")  # summaries reach later prompts: keep them portable
         count_uses(ctx, stage.name, planned.plan_id, planned.plan.skills, succeeded=stage_succeeded(ctx, stage.name))
-        ctx.mark(stage.name, "stage", {"summary": summary, "plan_id": planned.plan_id, "seconds": seconds})
-        ctx.log("stage_done", stage=stage.name, summary=summary, seconds=seconds)
-        ctx.say(f"  done: {summary}")
+        ctx.mark(stage.name, "stage", {"summary": summary, "plan_id": planned.plan_id, "seconds": cost.seconds})
+        ctx.log("stage_done", stage=stage.name, summary=summary, **cost.model_dump())
+        ctx.say(done_line(summary, cost))
         answer = gate.ask(stage.name, summary)
         if answer is None:
             return
-        ctx.store.add_feedback(ctx.user_id, ctx.run.id, stage.name, answer.action, answer.text, planned.plan_id)
+        if not answer.recorded:
+            ctx.store.add_feedback(ctx.user_id, ctx.run.id, stage.name, answer.action, answer.text, planned.plan_id)
         ctx.log("feedback", stage=stage.name, action=answer.action, text=answer.text)
-        if answer.text:
+        if answer.text and not answer.recorded:
             after_feedback(ctx.settings)  # policy.when = "background": the planner trains while the run goes on
         if answer.action != "redirect":
             return

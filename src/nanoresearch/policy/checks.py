@@ -8,9 +8,11 @@
 - drift: KL(adapter || base) per token on the held-out prompts' plans, and the perplexity of a
   small generic text (package data) relative to the base. Past `policy.drift_*` the update is
   rolled back.
-- relevance, before training: KL(teacher shown F || teacher shown a contentless reply) per token
-  of y. Any comment at all moves a small model's next-token distribution; only the part beyond a
-  placebo is something F teaches. Near zero means the teacher cannot use F: flagged, not trained.
+- relevance, before training: KL(teacher shown F || teacher shown a contentless reply) at each token
+  of y, averaged over the 8 tokens it moves most. Any comment at all moves a small model's next-token
+  distribution; only the part beyond a placebo is something F teaches. Below `policy.min_relevance`
+  the teacher cannot use F: flagged, not trained. The threshold is calibrated on a labelled set
+  (calibration.py, bench/bench_sdpo_relevance.py).
 
 Probe pairs come from `derive_probes` unless the caller brings its own. The LLM-free method: for
 each held-out prompt (data/probes.json), the consistent plan states the feedback itself as a
@@ -46,6 +48,7 @@ from nanoresearch.policy.sdpo import (
 from nanoresearch.policy.triples import end_of_reply
 
 GENERIC_TOKENS = 256  # enough of the generic text for a stable perplexity
+RELEVANT_TOKENS = 8  # the plan tokens a comment's relevance is measured on (see `peak`)
 
 
 # probes
@@ -139,11 +142,24 @@ def gap(model: Any, examples: list[Example], cfg: LossConfig) -> Gap:
 
 
 def relevance(model: Any, example: Example, placebo: Example, cfg: LossConfig) -> float:
-    """KL(teacher with F || teacher with the placebo reply) per token of y (the loss's positions)."""
+    """How much F moves the teacher beyond a contentless reply: see `peak`."""
+    return peak(token_relevance(model, example, teacher_log_probs(model, placebo, cfg), cfg))
+
+
+def token_relevance(model: Any, example: Example, placebo_log_probs: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+    """KL(teacher with F || teacher with the placebo reply) at each of y's loss positions. The placebo's
+    log-probs are passed in, so several comments on one plan share them."""
     with_feedback = teacher_log_probs(model, example, cfg)
-    with_placebo = teacher_log_probs(model, placebo, cfg)
     mask = loss_mask(len(example.response_ids), cfg.skip_tokens)
-    return float(reverse_kl(with_feedback, with_placebo)[mask].mean())
+    return reverse_kl(with_feedback, placebo_log_probs)[mask]
+
+
+def peak(kl: torch.Tensor) -> float:
+    """The mean of the RELEVANT_TOKENS largest per-token values. A comment moves the few tokens it is
+    about (a constraint, a knob); the mean over every token of y divided that by the plan's length, so
+    on the demo's 284-token plan "always include an ablation of each component" scored below "nice work,
+    thank you" on a 35-token plan (calibration.py)."""
+    return float(kl.topk(min(RELEVANT_TOKENS, len(kl))).values.mean())
 
 
 @dataclass(frozen=True)

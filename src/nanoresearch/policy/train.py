@@ -101,7 +101,7 @@ class Round:
             self.buffer.save()
             if not flagged:
                 return TrainResult(status="nothing", message="no usable feedback to learn from", skipped=skipped)
-            return TrainResult(status="flagged", message=_flag_message(flagged), flagged=flagged, skipped=skipped)
+            return TrainResult(status="flagged", message=_flag_message(flagged, self.policy.min_relevance), flagged=flagged, skipped=skipped)
         result = self._train(usable, examples, relevance, flagged, probes, on_step)
         result.skipped = skipped
         return result
@@ -136,7 +136,7 @@ class Round:
                 continue
             scores[triple.feedback_id] = value = relevance(self.model, example, placebo, self.cfg)
             if value < self.policy.min_relevance:
-                reason = f"the teacher barely changes with it (relevance {value:.4f} < {self.policy.min_relevance})"
+                reason = f"the teacher barely changes with it (relevance {value:.4f} < policy.min_relevance = {self.policy.min_relevance})"
                 flagged.append(Flagged(feedback_id=triple.feedback_id, feedback=triple.feedback, relevance=value, reason=reason))
                 self.buffer.record(triple.feedback_id, f"flagged: {reason}")
             else:
@@ -181,7 +181,7 @@ class Round:
             seconds=time.perf_counter() - self.started, rolled_back=bool(problem), reason=problem,
         )
         self._save(metrics, usable, replayed)
-        return _result(metrics, flagged)
+        return _result(metrics, flagged, self.policy.min_relevance)
 
     def _save(self, metrics: UpdateMetrics, usable: list[Triple], replayed: list[Triple]) -> None:
         meta = VersionMeta(
@@ -212,7 +212,7 @@ def _training(steps: list[Any], examples: int) -> Training:
     )
 
 
-def _result(metrics: UpdateMetrics, flagged: list[Flagged]) -> TrainResult:
+def _result(metrics: UpdateMetrics, flagged: list[Flagged], setting: float) -> TrainResult:
     v = metrics.version
     if metrics.rolled_back:
         message = f"v{v} was rolled back automatically: {metrics.reason}; the planner keeps its previous adapter"
@@ -223,7 +223,7 @@ def _result(metrics: UpdateMetrics, flagged: list[Flagged]) -> TrainResult:
         f"KL to base {metrics.after.drift.kl_to_base:.3f}"
     )
     if flagged:
-        message += f"; {_flag_message(flagged)}"
+        message += f"; {_flag_message(flagged, setting)}"
     return TrainResult(status="trained", message=message, version=v, metrics=metrics, flagged=flagged)
 
 
@@ -231,9 +231,9 @@ def _change(before: float, after: float) -> str:
     return f"{before:+.3f} -> {after:+.3f}"
 
 
-def _flag_message(flagged: list[Flagged]) -> str:
-    ids = ", ".join(str(f.feedback_id) for f in flagged)
-    return f"not trained on feedback {ids}: the planner's teacher cannot use it (too little relevance to the plan)"
+def _flag_message(flagged: list[Flagged], setting: float) -> str:
+    measured = ", ".join(f"{f.feedback_id} (relevance {f.relevance:.4f})" for f in flagged)
+    return f"not trained on feedback {measured}: the planner's teacher cannot use it (relevance below policy.min_relevance = {setting})"
 
 
 # when to train
@@ -291,8 +291,9 @@ _background_lock = threading.Lock()
 
 def after_feedback(settings: Settings, user: str | None = None) -> BackgroundRound | None:
     """Call once a stage's feedback is stored. With `policy.when = "background"` a round starts in a
-    thread (or the running one is asked for another round); otherwise nothing happens now."""
-    if settings.policy.when != "background":
+    thread (or the running one is asked for another round); otherwise nothing happens now, nor with
+    the policy level switched off for the run (`coevolution.policy = false`, `run --no-policy`)."""
+    if settings.policy.when != "background" or not settings.coevolution.policy:
         return None
     user = user or settings.user
     key = (str(settings.home), user)
@@ -307,7 +308,10 @@ def after_feedback(settings: Settings, user: str | None = None) -> BackgroundRou
 
 def at_end_of_run(settings: Settings, store: Store, user: str | None = None) -> list[TrainResult]:
     """Call when a run ends. Trains now with `policy.when = "end_of_run"`; waits for a background
-    round with "background"; does nothing with "manual" (use `nanoresearch policy train`)."""
+    round with "background"; does nothing with "manual" (use `nanoresearch policy train`), nor with the
+    policy level switched off for the run: its feedback stays pending for a later round."""
+    if not settings.coevolution.policy:
+        return []
     user = user or settings.user
     if settings.policy.when == "end_of_run":
         return [train_user(settings, store, user)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from nanoresearch.errors import UserError
 
@@ -30,7 +30,7 @@ _ALIASES = {"wall": "wall_s", "time": "wall_s", "cpu": "cpu_hours", "gpu": "gpu_
 
 def parse_budget(text: str) -> Budget:
     """'trials=8,wall=10m,gpu_hours=2,tokens=200k,usd=1.5' -> Budget."""
-    values = {name: budget_number(raw, seconds=name == "wall_s") for name, raw in budget_items(text).items()}
+    values = {name: budget_number(raw, seconds=name == "wall_s", unit=name) for name, raw in budget_items(text).items()}
     return validated_budget(text, values)
 
 
@@ -43,23 +43,55 @@ def budget_items(text: str) -> dict[str, str]:
         name, raw = (s.strip() for s in part.split("=", 1))
         name = _ALIASES.get(name, name)
         if name not in Budget.model_fields:
-            raise UserError(f"unknown budget unit {name!r}", hint=f"units: {', '.join(Budget.model_fields)}")
+            raise UserError(f"unknown budget unit {name!r}", hint=f"units: {', '.join(map(spelled, Budget.model_fields))}")
         items[name] = raw
     return items
 
 
 def validated_budget(text: str, values: dict[str, float]) -> Budget:
+    """The Budget of these values; a value out of its unit's range is one message naming the unit,
+    the value and the range allowed (never pydantic's own report)."""
     try:
         return Budget(**values)  # pydantic checks and converts each value
-    except ValueError as exc:
-        raise UserError(f"bad budget {text!r}: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        unit = str(first["loc"][0])
+        amount = plain_number(values[unit]) + ("s" if unit == "wall_s" else "")
+        raise UserError(f"budget {spelled(unit)}={amount} is not allowed: {spelled(unit)} must be {allowed_range(unit)}",
+                        hint=f"e.g. --budget {spelled(unit)}={EXAMPLES[unit]}, "
+                        "or leave the unit out for no limit on it") from None
 
 
-def budget_number(raw: str, seconds: bool) -> float:
-    """'200k' -> 200000.0; with `seconds`, '10m' -> 600.0."""
-    match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*([kKmMsh]?)", raw)
+# How each unit is spelled on the command line, and a sensible value for it, for messages.
+EXAMPLES = {"trials": "8", "wall_s": "10m", "cpu_hours": "1", "gpu_hours": "2", "tokens": "200k", "usd": "1"}
+
+
+def spelled(unit: str) -> str:
+    """A Budget field as users type it: 'wall_s' -> 'wall'."""
+    return "wall" if unit == "wall_s" else unit
+
+
+def allowed_range(unit: str) -> str:
+    """The values a unit allows, in words, read from the Budget field's own bounds."""
+    field = Budget.model_fields[unit]
+    kind = "a whole number" if field.annotation == int | None else "a number"
+    for bound in field.metadata:
+        if getattr(bound, "ge", None) is not None:
+            return f"{kind} of {plain_number(bound.ge)} or more"
+        if getattr(bound, "gt", None) is not None:
+            return f"{kind} above {plain_number(bound.gt)}"
+    return kind
+
+
+def budget_number(raw: str, seconds: bool, unit: str = "") -> float:
+    """'200k' -> 200000.0; with `seconds`, '10m' -> 600.0. A sign is read, so that the range check
+    can say what is allowed for a negative amount."""
+    match = re.fullmatch(r"(-?[0-9]*\.?[0-9]+)\s*([kKmMsh]?)", raw)
     if not match:
-        raise UserError(f"budget value {raw!r} is not a number")
+        named = f" (in {spelled(unit)}={raw})" if unit else ""
+        raise UserError(f"budget value {raw!r} is not a number{named}",
+                        hint="write a number with an optional suffix: k or M (thousand, million), "
+                             "and s, m or h for wall, e.g. --budget trials=8,wall=10m,tokens=200k")
     value, suffix = float(match[1]), match[2]
     if seconds and suffix in _UNITS:
         return value * _UNITS[suffix]

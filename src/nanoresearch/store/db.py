@@ -69,6 +69,7 @@ def split_statements(sql: str) -> list[str]:
 class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self.home = self.path.absolute().parent  # paths inside it are stored relative to it (migration 0010)
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +158,8 @@ class Store:
             conn.execute(
                 "INSERT INTO runs (id, project_id, kind, goal, status, workspace, options_json, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, 'created', ?, ?, ?, ?)",
-                (run_id, project_id, kind, goal, workspace, (options or RunOptions()).model_dump_json(), stamp, stamp),
+                (run_id, project_id, kind, goal, self.portable(workspace), self._stored(options or RunOptions()),
+                 stamp, stamp),
             )
         return self.get_run(run_id)
 
@@ -165,7 +167,7 @@ class Store:
         row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"no run {run_id!r}", hint="`nanoresearch list` shows your runs")
-        return _run(row)
+        return self._run(row)
 
     def list_runs(self, user_id: int) -> list[Run]:
         rows = self._conn.execute(
@@ -173,7 +175,7 @@ class Store:
             " WHERE projects.user_id = ? ORDER BY runs.created_at",
             (user_id,),
         )
-        return [_run(row) for row in rows]
+        return [self._run(row) for row in rows]
 
     def run_summaries(self, user_id: int) -> dict[str, RunSummary]:
         """Per run of the user: latest stage, kept-score extremes, baseline score, tokens and dollars.
@@ -217,7 +219,48 @@ class Store:
     def set_run_options(self, run_id: str, options: RunOptions) -> None:
         with self.transaction() as conn:
             conn.execute("UPDATE runs SET options_json = ?, updated_at = ? WHERE id = ?",
-                         (options.model_dump_json(), now(), run_id))
+                         (self._stored(options), now(), run_id))
+
+    def archive_run(self, run_id: str, archived: bool = True) -> None:
+        """Hide the run from the runs list (or show it again); nothing of it is deleted."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET archived_at = ? WHERE id = ?", (now() if archived else None, run_id))
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete the run's rows: its steps, trials, stage plans, feedback and ledger go with it (ON DELETE
+        CASCADE), and its recorded model calls are deleted too rather than kept without a run."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM llm_calls WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    # Paths inside the home (a run's workspace, a trial's working copy, a generated task) are stored
+    # relative to it, so that a copied or moved home still finds them; the store reads them back absolute.
+
+    def portable(self, path: str) -> str:
+        """The path as stored: relative to the home when it is inside it, unchanged otherwise."""
+        if not path:
+            return path
+        try:
+            return Path(path).absolute().relative_to(self.home).as_posix()
+        except ValueError:
+            return path
+
+    def resolved(self, path: str) -> str:
+        """A stored path made absolute again: a relative one is inside the home."""
+        return path if not path or Path(path).is_absolute() else str(self.home / path)
+
+    def _stored(self, options: RunOptions) -> str:
+        return options.model_copy(update={"task": options.task and self.portable(options.task)}).model_dump_json()
+
+    def _run(self, row: sqlite3.Row) -> Run:
+        options = RunOptions.model_validate_json(row["options_json"])
+        return Run(
+            id=row["id"], project_id=row["project_id"], kind=row["kind"], goal=row["goal"], status=row["status"],
+            workspace=self.resolved(row["workspace"]),
+            options=options.model_copy(update={"task": options.task and self.resolved(options.task)}),
+            stop_reason=row["stop_reason"], archived_at=row["archived_at"],
+            created_at=row["created_at"], updated_at=row["updated_at"],
+        )
 
     def save_step(self, run_id: str, stage: str, step: str, status: StepStatus, payload: dict | None = None) -> None:
         stamp = now()
@@ -296,23 +339,30 @@ class Store:
             placeholders = ", ".join("?" for _ in _TRIAL_COLUMNS)
             trial_id = _inserted_id(conn.execute(
                 f"INSERT INTO trials ({', '.join(_TRIAL_COLUMNS)}, created_at) VALUES ({placeholders}, ?)",
-                (*_trial_values(trial), now()),
+                (*_trial_values(self._portable_trial(trial)), now()),
             ))
         return self.trial(trial_id)
 
     def update_trial(self, trial: Trial) -> None:
         assignments = ", ".join(f"{column} = ?" for column in _TRIAL_COLUMNS)
         with self.transaction() as conn:
-            conn.execute(f"UPDATE trials SET {assignments} WHERE id = ?", (*_trial_values(trial), trial.id))
+            conn.execute(f"UPDATE trials SET {assignments} WHERE id = ?", (*_trial_values(self._portable_trial(trial)), trial.id))
 
     def trial(self, trial_id: int) -> Trial:
         row = self._conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
         if row is None:
             raise StoreError(f"no trial {trial_id}", hint="`nanoresearch trials list` shows the trials")
-        return _trial(row)
+        return self._resolved_trial(_trial(row))
 
     def trials(self, run_id: str) -> list[Trial]:
-        return [_trial(r) for r in self._conn.execute("SELECT * FROM trials WHERE run_id = ? ORDER BY id", (run_id,))]
+        rows = self._conn.execute("SELECT * FROM trials WHERE run_id = ? ORDER BY id", (run_id,))
+        return [self._resolved_trial(_trial(r)) for r in rows]
+
+    def _portable_trial(self, trial: Trial) -> Trial:
+        return trial.model_copy(update={"workdir": self.portable(trial.workdir)})
+
+    def _resolved_trial(self, trial: Trial) -> Trial:
+        return trial.model_copy(update={"workdir": self.resolved(trial.workdir)})
 
     # feedback and budget ledger
 
@@ -595,15 +645,6 @@ def _trial(row: sqlite3.Row) -> Trial:
     for field in ("resources", "knobs", "metrics"):
         data[field] = json.loads(data.pop(f"{field}_json"))
     return Trial(**data)
-
-
-def _run(row: sqlite3.Row) -> Run:
-    return Run(
-        id=row["id"], project_id=row["project_id"], kind=row["kind"], goal=row["goal"], status=row["status"],
-        workspace=row["workspace"], options=RunOptions.model_validate_json(row["options_json"]),
-        stop_reason=row["stop_reason"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-    )
 
 
 def _llm_call(row: sqlite3.Row) -> LLMCall:

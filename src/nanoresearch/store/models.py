@@ -17,6 +17,9 @@ StepStatus = Literal["running", "done", "failed"]
 FeedbackAction = Literal["approve", "comment", "redirect"]
 # trial_s: the time trials ran, summed (wall time is the run's clock, see Store.active_seconds).
 LedgerKind = Literal["tokens", "usd", "gpu_hours", "cpu_hours", "trial_s"]
+# The co-evolution levels a run can turn off (config.CoevolutionSettings, `run --no-skills` ...).
+CoevolutionLevel = Literal["skills", "memory", "policy"]
+COEVOLUTION_LEVELS: tuple[CoevolutionLevel, ...] = ("skills", "memory", "policy")
 
 
 class RunOptions(BaseModel):
@@ -30,6 +33,11 @@ class RunOptions(BaseModel):
     offline: bool = False  # research: search only the local corpus
     corpus: str | None = None  # research: a local folder of papers
     direction: Literal["maximize", "minimize"] = "maximize"  # which way the task's score improves
+    # The co-evolution levels that were on for this run (runs stored before the switches had all three).
+    coevolution: list[CoevolutionLevel] = list(COEVOLUTION_LEVELS)
+
+    def uses(self, level: CoevolutionLevel) -> bool:
+        return level in self.coevolution
 
     @field_validator("budget", mode="before")
     @classmethod
@@ -47,6 +55,7 @@ class Run(BaseModel):
     workspace: str
     options: RunOptions = RunOptions()
     stop_reason: StopReason | None = None
+    archived_at: str | None = None  # hidden from `nanoresearch list` since then (shown by `list --all`)
     created_at: str
     updated_at: str
 

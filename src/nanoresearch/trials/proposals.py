@@ -188,11 +188,12 @@ def numbered(workdir: Path, files: list[str]) -> str:
     return "\n\n".join(parts)
 
 
-def proposal_prompt(task_text: str, code: str, table: str, failures: str, budget: str, specialist: Specialist) -> str:
+def proposal_prompt(task_text: str, code: str, table: str, failures: str, budget: str, specialist: Specialist,
+                    code_title: str = "CURRENT CODE (the best kept trial)") -> str:
     return (
         f"You improve an experiment recipe, one trial at a time.\n\nTASK\n{task_text}\n\n"
         f"YOUR ROLE: {specialist.name} — {specialist.focus}. You may change only: {', '.join(specialist.files)}.\n\n"
-        f"CURRENT CODE (the best kept trial)\n{code}\n\n"
+        f"{code_title}\n{code}\n\n"
         f"RESULTS SO FAR\n{table}\n\nRECENT FAILURES (avoid repeating them)\n{failures}\n\n"
         f"BUDGET LEFT\n{budget}\n\n"
         "Propose ONE hypothesis that could improve the score and the edits that test it. Each edit is a "

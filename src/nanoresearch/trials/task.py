@@ -45,6 +45,11 @@ task.toml:
     [specialists.optimizer]                # optional: proposers that own part of the recipe
     files = ["train.py"]
     focus = "learning rate, schedule, epochs"
+
+    [search.LR]                            # optional: env vars the recipe reads and the range
+    min = 0.001                            # `eval search`'s random search draws each from,
+    max = 1.0                              # uniformly (log-uniformly with log = true;
+    log = true                             # rounded with integer = true)
 """
 
 from __future__ import annotations
@@ -108,6 +113,24 @@ class Knob(Strict):
     cost_exponent: float = 1.0  # cost scales as (value / default) ** cost_exponent
 
 
+class SearchRange(Strict):
+    """An environment variable the recipe reads, and the range random search draws it from: the
+    baseline that `eval search` runs against the trial loop needs a declared space to search."""
+
+    min: float
+    max: float
+    log: bool = False  # draw log-uniformly: for scales such as learning rates
+    integer: bool = False  # round the draw: for counts such as epochs or widths
+
+    @model_validator(mode="after")
+    def _is_a_range(self) -> SearchRange:
+        if self.max <= self.min:
+            raise ValueError(f"max ({self.max:g}) must be above min ({self.min:g})")
+        if self.log and self.min <= 0:
+            raise ValueError("a log range needs min > 0")
+        return self
+
+
 class SpecialistSpec(Strict):
     """A proposer that owns part of the recipe (e.g. the optimiser, the architecture)."""
 
@@ -128,6 +151,7 @@ class Task(Strict):
     resources: Resources = Resources()
     knobs: dict[str, Knob] = {}
     specialists: dict[str, SpecialistSpec] = {}
+    search: dict[str, SearchRange] = {}  # random search's space (`eval search`); empty: no random search
     folder: Path = Field(default=Path("."), exclude=True)
 
     def metric_text(self) -> str:
@@ -149,11 +173,15 @@ def load_task(folder: Path | str) -> Task:
     """Read and check a task folder; every problem is a UserError naming the file and field."""
     folder = Path(folder).expanduser().resolve()
     manifest = folder / "task.toml"
+    if folder.is_file():
+        raise UserError(f"{folder} is a file, not a task folder",
+                        hint="give the folder that holds task.toml, e.g. --task examples/tasks/digits-classifier "
+                             "(docs/task-format.md describes a task folder)")
     if not folder.is_dir():
         raise UserError(f"task folder {folder} does not exist",
                         hint="give a folder that holds a task.toml, e.g. --task examples/tasks/digits-classifier")
     if not manifest.is_file():
-        raise UserError(f"{folder} is not a task folder: task.toml is missing", hint="see the task format in README")
+        raise UserError(f"{folder} is not a task folder: task.toml is missing", hint="docs/task-format.md describes what a task folder holds")
     try:
         data = tomllib.loads(manifest.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -63,6 +63,9 @@ class Outcome(BaseModel):
 
 
 def distill_skills(ctx: RunContext) -> list[Outcome]:
+    if not ctx.options.uses("skills"):  # `run --no-skills`: the bank is neither read nor written
+        ctx.write_json("skills.json", {"note": "skills were switched off for this run", "outcomes": []})
+        return []
     trials = improving_trials(ctx)
     if not trials:
         ctx.write_json("skills.json", {"note": "no kept trial beat the baseline: nothing to learn a skill from", "outcomes": []})

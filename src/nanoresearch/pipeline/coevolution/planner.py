@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from nanoresearch.compute.budget import left, spent
 from nanoresearch.llm.provider import Message
 from nanoresearch.llm.structured import with_schema_instruction
-from nanoresearch.pipeline.coevolution.recall import Recalled, prompt_block, recall
+from nanoresearch.pipeline.coevolution.recall import CODE_STAGES, Recalled, prompt_block, recall
 from nanoresearch.pipeline.context import RunContext
 from nanoresearch.policy.prompt import SYSTEM
 from nanoresearch.policy.routing import planner_model_name
@@ -55,13 +55,19 @@ def plan_schema(recalled: Recalled) -> dict:
 
 class PlannedStage(BaseModel):
     plan: StagePlan
-    plan_id: int
+    plan_id: int | None  # None: no planner call, because no model reads this stage's plan (`unplanned`)
+    unplanned: str = ""
 
 
 def plan_stage(ctx: RunContext, stage: str, description: str, redirect: str = "") -> PlannedStage:
+    reason = unplanned_reason(ctx, stage)
+    if reason:  # a planner call costs seconds of model time and here could change nothing
+        ctx.log("stage_unplanned", stage=stage, reason=reason)
+        return PlannedStage(plan=StagePlan(objectives=[description[:160]]), plan_id=None, unplanned=reason)
     recalled = recall(ctx, stage, description)
     messages = stage_prompt(ctx, stage, description, redirect, recalled)
-    model, problem = planner_model_name(ctx.settings)  # the user's SDPO-trained adapter, when there is one
+    # The user's SDPO-trained adapter, when there is one and the run uses it (`run --no-policy`: the base planner).
+    model, problem = planner_model_name(ctx.settings) if ctx.options.uses("policy") else (None, None)
     if problem:
         ctx.log("planner_adapter_unusable", problem=problem)
         ctx.say(f"  planner: {problem}")
@@ -83,6 +89,28 @@ def plan_stage(ctx: RunContext, stage: str, description: str, redirect: str = ""
     ctx.write_json(f"plans/{stage}.json", {"plan_id": plan_id, **plan.model_dump(), "recalled": recalled.model_dump()})
     ctx.log("stage_plan", stage=stage, plan_id=plan_id, plan=plan.model_dump(), replayed=reply.replayed)
     return PlannedStage(plan=plan, plan_id=plan_id)
+
+
+def unplanned_reason(ctx: RunContext, stage: str) -> str:
+    """Why no model would read a plan for this stage now ("" when one would): statistics and plots are
+    code; a run without an improvement gets its negative-result report from code and has no paper to
+    review; the first review reads the paper, not the plan, so only revision rounds use one."""
+    if stage in CODE_STAGES:
+        return "it runs only code"
+    if stage == "writing" and not _improved(ctx):
+        return "no improvement over the baseline: code writes the negative-result report"
+    if stage == "review" and not (ctx.workspace / "paper" / "sections.json").is_file():
+        return "there is no paper to review"
+    if stage == "review" and ctx.settings.pipeline.review_rounds == 0:
+        return "no revision round is configured, and the review itself reads no plan"
+    return ""
+
+
+def _improved(ctx: RunContext) -> bool:
+    from nanoresearch.paper.results import read_results
+
+    path = ctx.workspace / "results.json"
+    return not path.is_file() or read_results(path).success  # no results yet: the stage itself will say so
 
 
 def stage_prompt(ctx: RunContext, stage: str, description: str, redirect: str, recalled: Recalled) -> list[Message]:

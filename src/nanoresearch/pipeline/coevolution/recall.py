@@ -57,10 +57,11 @@ def recall(ctx: RunContext, stage: str, description: str) -> Recalled:
     if (ctx.workspace / path).is_file():
         return Recalled.model_validate(ctx.read_json(path))
     query = recall_query(ctx, stage, description)
-    skills = [] if stage in CODE_STAGES else skill_bank(ctx).search(query, stage=stage, k=SKILLS_PER_STAGE,
-                                                                     min_score=MIN_SKILL_SCORE)
-    memories = memory(ctx).search(query, project_id=ctx.run.project_id, stage=stage, k=MEMORIES_PER_STAGE,
-                                  min_score=MIN_MEMORY_SCORE)
+    # A level switched off for the run (`run --no-skills`, `--no-memory`) is not even searched.
+    skills = [] if stage in CODE_STAGES or not ctx.options.uses("skills") else skill_bank(ctx).search(
+        query, stage=stage, k=SKILLS_PER_STAGE, min_score=MIN_SKILL_SCORE)
+    memories = [] if not ctx.options.uses("memory") else memory(ctx).search(
+        query, project_id=ctx.run.project_id, stage=stage, k=MEMORIES_PER_STAGE, min_score=MIN_MEMORY_SCORE)
     recalled = Recalled(
         skills=[recalled_skill(h.item, h.score, h.components) for h in skills if isinstance(h.item, Skill)],
         memories=[recalled_memory(h.item, h.score) for h in memories if isinstance(h.item, MemoryRecord)],
@@ -102,7 +103,7 @@ def prompt_block(recalled: Recalled) -> str:
             f"What you remember about this user's research:\n{memories or '(nothing yet)'}")
 
 
-def count_uses(ctx: RunContext, stage: str, plan_id: int, names: list[str], succeeded: bool) -> None:
+def count_uses(ctx: RunContext, stage: str, plan_id: int | None, names: list[str], succeeded: bool) -> None:
     """One use per skill per stage plan, marked before the files change: a resume never counts twice."""
     if not names or ctx.done(stage, f"uses-{plan_id}") is not None:
         return

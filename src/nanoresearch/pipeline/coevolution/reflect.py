@@ -1,7 +1,9 @@
-"""Memory written at the end of each stage, from what happened in it.
+"""Memory written from what happened in a run.
 
-The model reads the stage's plan, its outcome and the user's feedback on it and writes at most two
-typed records (a lesson, a decision, a promising direction, a result...). Each record is checked
+Once, at the end of the run, the model reads what each stage did and the user's feedback on it and
+writes at most three typed records (a lesson, a decision, a promising direction, a result...), each
+about a stage. One call per run, not one per stage: in the recorded demo the per-stage calls took
+about a fifth of the run's model time, most of it after stages that ran only code. Each record is checked
 against the closest record the user already has: when they are about the same thing, the model
 judges whether the new one supports or contradicts it, and the memory counts it (support raises
 confidence; a contradiction lowers the old record's confidence and links both).
@@ -26,7 +28,7 @@ from nanoresearch.errors import BudgetExhausted, EndpointUnavailableError, LLMEr
 from nanoresearch.knowledge.memory import Memory
 from nanoresearch.knowledge.retrieval import memory_document
 from nanoresearch.pipeline.coevolution.recall import ask_judgement, memory
-from nanoresearch.pipeline.context import RunContext
+from nanoresearch.pipeline.context import STAGE_NAMES, RunContext
 from nanoresearch.store.knowledge_models import MEMORY_TYPES, Conditions, Evidence, MemoryRecord
 from nanoresearch.store.models import Feedback
 
@@ -42,6 +44,7 @@ USER_TYPES = ("preference", "constraint")  # written from the user's feedback, v
 
 class MemoryNote(BaseModel):
     type: Literal[MEMORY_TYPES]  # type: ignore[valid-type]
+    stage: Literal[("",) + STAGE_NAMES] = ""  # type: ignore[valid-type]  # the stage it is about
     text: Annotated[str, StringConstraints(min_length=10, max_length=240)]
     dataset: Short = ""
     method: Short = ""
@@ -49,8 +52,8 @@ class MemoryNote(BaseModel):
     importance: Literal["low", "medium", "high"] = "medium"
 
 
-class StageMemories(BaseModel):
-    records: list[MemoryNote] = Field(default_factory=list, max_length=2)
+class RunMemories(BaseModel):
+    records: list[MemoryNote] = Field(default_factory=list, max_length=3)
 
 
 class Relation(BaseModel):
@@ -58,17 +61,31 @@ class Relation(BaseModel):
 
 
 def reflect(ctx: RunContext, stage: str) -> list[int]:
-    """Write this stage's memories; returns the ids of the records written, supported or contradicted.
+    """Write the memories code takes from this stage (the user's comments, the tested hypothesis); returns
+    the ids of the records written, supported or contradicted. The model's notes come once per run
+    (`reflect_run`): a call after every stage cost more model time than the stages it followed.
 
-    Each record is its own checkpoint, so a resumed run never files the same observation twice."""
-    notes = draft_notes(ctx, stage)
-    touched = [once(ctx, stage, f"memory-{i}", partial(file_note, ctx, stage, note)) for i, note in enumerate(notes)]
-    touched += [once(ctx, stage, f"memory-feedback-{f.id}", partial(file_feedback, ctx, stage, f.text))
-                for f in stage_feedback(ctx, stage)]
+    Each record is its own checkpoint, so a resumed run never files the same observation twice.
+    A run with memory switched off (`run --no-memory`) writes none, not even the user's comments."""
+    if not ctx.options.uses("memory"):
+        return []
+    touched = [once(ctx, stage, f"memory-feedback-{f.id}", partial(file_feedback, ctx, stage, f.text))
+               for f in stage_feedback(ctx, stage)]
     if stage == "analysis":
         touched.append(once(ctx, stage, "memory-outcome", lambda: hypothesis_outcome(ctx)))
     written = [t for t in touched if t]
     ctx.log("memories_written", stage=stage, records=written)
+    return written
+
+
+def reflect_run(ctx: RunContext) -> list[int]:
+    """The model's notes on the whole run, from one call at its end; returns the ids of the records touched."""
+    if not ctx.options.uses("memory"):
+        return []
+    notes = draft_notes(ctx)
+    touched = [once(ctx, "run", f"memory-{i}", partial(file_note, ctx, note)) for i, note in enumerate(notes)]
+    written = [t for t in touched if t]
+    ctx.log("memories_written", stage="run", records=written)
     return written
 
 
@@ -87,14 +104,14 @@ def once(ctx: RunContext, stage: str, step: str, write: Callable[[], int | None]
     return found
 
 
-def draft_notes(ctx: RunContext, stage: str) -> list[MemoryNote]:
+def draft_notes(ctx: RunContext) -> list[MemoryNote]:
     try:
-        reply = ctx.llm.complete(reflection_prompt(ctx, stage), stage="analysis", schema=StageMemories, max_tokens=250)
-        return StageMemories.model_validate(reply.parsed).records
+        reply = ctx.llm.complete(reflection_prompt(ctx), stage="analysis", schema=RunMemories, max_tokens=300)
+        return RunMemories.model_validate(reply.parsed).records
     except EndpointUnavailableError:  # an outage pauses the run; the memory is written on resume
         raise
     except (LLMError, ValidationError) as exc:  # memory is a by-product: a model that cannot write it must not stop the run
-        ctx.log("memories_skipped", stage=stage, reason=getattr(exc, "message", str(exc))[:300])
+        ctx.log("memories_skipped", stage="run", reason=getattr(exc, "message", str(exc))[:300])
         return []
 
 
@@ -111,34 +128,37 @@ def file_feedback(ctx: RunContext, stage: str, text: str) -> int | None:
     return file_record(ctx, record)
 
 
-def reflection_prompt(ctx: RunContext, stage: str) -> str:
-    step = ctx.done(stage, "stage") or {}
-    plan = ctx.read_json(f"plans/{stage}.json") if (ctx.workspace / f"plans/{stage}.json").is_file() else {}
-    feedback = [f"- {f.action}: <data>{f.text}</data>" for f in ctx.store.feedback(ctx.user_id, ctx.run.id)
-                if f.stage == stage and f.text]
+def reflection_prompt(ctx: RunContext) -> str:
+    """What each stage did and what the user said about it. The planner's objectives are left out: they
+    are model-written, and a small model's reflection took them for the user's wishes."""
+    lines = []
+    for stage in STAGE_NAMES:
+        step = ctx.done(stage, "stage")
+        if step is not None:
+            lines.append(f"- {stage}: <data>{step.get('summary', '')}</data>")
+            lines += [f"  the user's {f.action}: <data>{f.text}</data>" for f in stage_feedback(ctx, stage)]
     return "\n".join([
         f"Research goal: {ctx.run.goal}",
-        f"Stage {stage} just finished.",
-        f"The planner's objectives for it (model-written, not the user's words): {'; '.join(plan.get('objectives', [])) or '(none)'}",
-        f"What happened: <data>{step.get('summary', '')}</data>",
-        "The user's feedback on it:\n" + ("\n".join(feedback) or "(none)"),
+        "The research run just finished. What each stage did, and the user's feedback on it:",
+        *(lines or ["(no stage finished)"]),
         "",
-        "Write at most two memory records worth keeping for this user's future research: a lesson, a decision "
-        "and why, a promising direction, a result, or a hypothesis that failed. (The user's preferences are "
-        "taken from their own feedback, not written here.) Be specific to what happened here; write no records "
-        "rather than generic advice.",
+        "Write at most three memory records worth keeping for this user's future research: a lesson, a "
+        "decision and why, a promising direction, a result, or a hypothesis that failed, each with the stage "
+        "it is about. (The user's preferences are taken from their own feedback, not written here.) Be "
+        "specific to what happened here; write no records rather than generic advice.",
     ])
 
 
-def file_note(ctx: RunContext, stage: str, note: MemoryNote) -> int | None:
+def file_note(ctx: RunContext, note: MemoryNote) -> int | None:
     if note.type in USER_TYPES:  # what the user wants is the user's to say, never the model's to infer
-        ctx.log("memory_dropped", stage=stage, type=note.type, text=note.text[:120],
+        ctx.log("memory_dropped", stage=note.stage or "run", type=note.type, text=note.text[:120],
                 reason="preferences and constraints come only from the user's own words")
         return None
     record = MemoryRecord(
         user_id=ctx.user_id, project_id=ctx.run.project_id, type=note.type, text=note.text,
         conditions=Conditions(dataset=note.dataset or None, method=note.method or None, failure_mode=note.failure_mode or None),
-        evidence=[Evidence(run_id=ctx.run.id)], stages=[stage], importance=IMPORTANCE[note.importance], confidence=0.6,
+        evidence=[Evidence(run_id=ctx.run.id)], stages=[note.stage] if note.stage else [],
+        importance=IMPORTANCE[note.importance], confidence=0.6,
     )
     return file_record(ctx, record)
 

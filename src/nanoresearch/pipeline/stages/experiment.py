@@ -155,7 +155,8 @@ def run_matrix(ctx: RunContext, loop: TrialLoop, blueprint: Blueprint, head: Tri
                 try:
                     trial = run_cell(loop, variant, seed, seed_env, root, head, by_id)
                 except BudgetExhausted as stop:
-                    notes.append(f"the matrix stopped at {variant.condition}, seed {seed}: {stop}")
+                    # the message, not the hint: notes reach the paper's prompts, the hint names this run's id
+                    notes.append(f"the matrix stopped at {variant.condition}, seed {seed}: {stop.message}")
                     return cells, notes
                 saved = {"trial_id": trial.id}
                 ctx.mark("experiment", step, saved)

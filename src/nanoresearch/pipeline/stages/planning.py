@@ -2,12 +2,16 @@
 
 The model drafts the scientific content (datasets, baselines, method, metrics, ablations, seeds);
 code checks it against the task (metric names and direction are the evaluator's, knob ablations
-must name real knobs within their range), asks for one repair when something is off, and adds
-what code knows better: the compute estimate and the run matrix.
+must name real knobs within their range and describe them, the method may name no model family
+that neither the recipe nor the hypothesis has) and against degenerate output (a title "Draft",
+baselines ["none"]: pipeline/gates.py), asks for one repair when something is off, then drops
+what is still wrong or replaces it by what code knows (the baseline is the task's recipe as
+given), and adds what code knows better: the compute estimate and the run matrix.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError
@@ -15,10 +19,18 @@ from pydantic import BaseModel, Field, ValidationError
 from nanoresearch.errors import EndpointUnavailableError, LLMError, UserError
 from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
+from nanoresearch.pipeline.gates import (
+    Finding,
+    find_degenerate,
+    gated_complete,
+    record_degenerate,
+    recorded,
+    schema_names,
+)
 from nanoresearch.pipeline.stages.ideation import Ideas, text
 from nanoresearch.pipeline.taskgen import generate_task
 from nanoresearch.profile import load_profile
-from nanoresearch.trials.task import Task
+from nanoresearch.trials.task import Task, editable_files
 
 
 class Metric(BaseModel):
@@ -75,7 +87,8 @@ def run_planning(ctx: RunContext, plan: StagePlan) -> str:
     hypothesis = ideas.hypotheses[ideas.selected]
     if ctx.task is None:
         use_generated_task(ctx, generate_task(ctx, plan, hypothesis.statement))
-    draft, notes = draft_blueprint(ctx, plan, hypothesis.statement)
+    about = f"{hypothesis.title}. {hypothesis.statement}. {hypothesis.change}"
+    draft, notes = draft_blueprint(ctx, plan, hypothesis.statement, about)
     blueprint = ground(ctx, draft, hypothesis.statement, notes)
     ctx.write_json("blueprint.json", blueprint)
     cells = sum(row.seeds for row in blueprint.run_matrix)
@@ -91,12 +104,21 @@ def use_generated_task(ctx: RunContext, task: Task) -> None:
     ctx.say(f"generated task {task.name}: {task.metric_text()}")
 
 
-def draft_blueprint(ctx: RunContext, plan: StagePlan, hypothesis: str) -> tuple[Draft, list[str]]:
+def draft_blueprint(ctx: RunContext, plan: StagePlan, hypothesis: str, about: str = "") -> tuple[Draft, list[str]]:
+    """The model's draft after one repair round for what the gates find; what is still wrong is then
+    dropped, replaced by what code knows, or labelled (notes, degenerate.json). `about` is the selected
+    hypothesis in full (title, statement, change), which a method may follow where the recipe does not."""
     task = ctx.experiment_task
     schema = draft_schema(task)
     prompt = planning_prompt(ctx, plan, hypothesis)
+    names = schema_names(schema)
+
+    def problems(parsed: dict) -> list[Finding]:
+        return draft_findings(task, Draft.model_validate(parsed), f"{hypothesis} {about}", ctx.run.goal, names)
+
     try:
-        draft = Draft.model_validate(ctx.llm.complete(prompt, stage="planning", schema=schema, max_tokens=500).parsed)
+        parsed, remaining = gated_complete(ctx, prompt, stage="planning", schema=schema, max_tokens=500, problems=problems)
+        draft = Draft.model_validate(parsed)
     except EndpointUnavailableError:
         raise
     except (LLMError, ValidationError) as exc:
@@ -104,22 +126,32 @@ def draft_blueprint(ctx: RunContext, plan: StagePlan, hypothesis: str) -> tuple[
             f"the planning model could not produce a valid blueprint: {getattr(exc, 'message', exc)}",
             hint="use a stronger model for the planning stage (stages.planning in config.toml), then `nanoresearch resume`",
         ) from None
-    problems = draft_problems(task, draft)
-    notes: list[str] = []
-    if problems:  # one repair round, then drop what is still wrong
-        repair = f"{prompt}\n\nYour previous blueprint had these problems; fix them:\n" + "\n".join(f"- {p}" for p in problems)
-        try:
-            draft = Draft.model_validate(ctx.llm.complete(repair, stage="planning", schema=schema, max_tokens=500).parsed)
-        except EndpointUnavailableError:
-            raise
-        except (LLMError, ValidationError) as exc:
-            notes.append(f"the repair of the blueprint failed ({getattr(exc, 'message', exc)}); the first draft is kept")
-        remaining = draft_problems(task, draft)
-        if remaining:
-            kept = [a for a in draft.ablations if not ablation_problems(task, a)]
-            notes += [f"dropped after one repair: {p}" for p in remaining]
-            draft = draft.model_copy(update={"ablations": kept})
-    return draft, notes
+    return settled(ctx, task, draft, remaining, about or hypothesis)
+
+
+def settled(ctx: RunContext, task: Task, draft: Draft, remaining: list[Finding], hypothesis: str) -> tuple[Draft, list[str]]:
+    """The draft with what is still wrong after the repair dropped, or replaced by what code knows."""
+    wrong = {f.field.split(".")[0].split("[")[0] for f in remaining}
+    bad_ablations = {f.field.split(".")[0] for f in remaining if f.field.startswith("ablations[")}
+    bad_lists = {f.field for f in remaining if re.fullmatch(r"(baselines|datasets)\[\d+\]", f.field)}
+    update: dict = {
+        "ablations": [a for i, a in enumerate(draft.ablations) if f"ablations[{i}]" not in bad_ablations],
+        "secondary_metrics": [m for m in draft.secondary_metrics if m in task_metrics(task)],
+        "baselines": [b for i, b in enumerate(draft.baselines) if f"baselines[{i}]" not in bad_lists]
+        or [f"the task's recipe as given ({task.name})"],
+        "datasets": [d for i, d in enumerate(draft.datasets) if f"datasets[{i}]" not in bad_lists]
+        or [f"the data of task {task.name}, with the evaluator's fixed split"],
+    }
+    if "title" in wrong:
+        update["title"] = hypothesis.split(". ")[0][:120]
+    if "proposed_method" in wrong:
+        update["proposed_method"] = f"the task's recipe{recipe_family_text(task)}, changed as the hypothesis says: {hypothesis}"[:400]
+    by_code = {"title", "proposed_method", "baselines", "datasets"}
+    record_degenerate(ctx, recorded("planning", [f for f in remaining if f.field.split("[")[0] in by_code], "replaced by code")
+                      + recorded("planning", [f for f in remaining if f.field.split("[")[0] not in by_code], "dropped"))
+    notes = [f"after one repair, {f.field} = {f.value[:60]!r}: {f.reason}; "
+             f"{'replaced by what code knows' if f.field.split('[')[0] in by_code else 'dropped'}" for f in remaining]
+    return draft.model_copy(update=update), notes
 
 
 def draft_schema(task: Task) -> dict:
@@ -151,19 +183,77 @@ def task_metrics(task: Task) -> list[str]:
     return list(dict.fromkeys([task.score.metric, *(g.metric for g in task.legality.gates)]))
 
 
-def draft_problems(task: Task, draft: Draft) -> list[str]:
-    problems = [f"metric {m!r} is not measured by the task's evaluator" for m in draft.secondary_metrics if m not in task_metrics(task)]
-    return problems + [p for a in draft.ablations for p in ablation_problems(task, a)]
+def draft_findings(task: Task, draft: Draft, hypothesis: str, goal: str, names: set[str]) -> list[Finding]:
+    """What the blueprint gate finds: degenerate text, metrics the evaluator does not measure, a method
+    naming a model the recipe and hypothesis do not, ablations that do not fit their knob."""
+    found = find_degenerate(draft.model_dump(exclude={"primary_metric", "secondary_metrics"}), goal, names, skip={"knob"})
+    found += [Finding(field="secondary_metrics", value=m, reason="not measured by the task's evaluator", degenerate=False)
+              for m in draft.secondary_metrics if m not in task_metrics(task)]
+    contradiction = method_contradiction(task, draft.proposed_method, hypothesis)
+    if contradiction:
+        found.append(Finding(field="proposed_method", value=draft.proposed_method, reason=contradiction, degenerate=False))
+    return found + [f for i, a in enumerate(draft.ablations) for f in ablation_problems(task, a, i)]
 
 
-def ablation_problems(task: Task, ablation: KnobAblation) -> list[str]:
+def ablation_problems(task: Task, ablation: KnobAblation, index: int = 0) -> list[Finding]:
+    field = f"ablations[{index}]"
     knob = task.knobs.get(ablation.knob)
     if knob is None:
-        return [f"ablation {ablation.name!r} sets {ablation.knob!r}, which is not a knob of the task"]
+        return [Finding(field=f"{field}.knob", value=ablation.knob, degenerate=False,
+                        reason=f"ablation {ablation.name!r} sets {ablation.knob!r}, which is not a knob of the task")]
     low, high = sorted((knob.min, knob.default))
     if not low <= ablation.value <= high or ablation.value == knob.default:
-        return [f"ablation {ablation.name!r} sets {ablation.knob}={ablation.value:g}; use a value in [{low:g}, {high:g}] other than the default"]
+        return [Finding(field=f"{field}.value", value=f"{ablation.value:g}", degenerate=False,
+                        reason=f"ablation {ablation.name!r} sets {ablation.knob}={ablation.value:g}; "
+                               f"use a value in [{low:g}, {high:g}] other than the default")]
+    if not mentions_knob(ablation.knob, f"{ablation.name} {ablation.description}"):
+        return [Finding(field=f"{field}.description", value=ablation.description, degenerate=False,
+                        reason=f"does not describe what it changes: name the knob {ablation.knob} and the value it sets")]
     return []
+
+
+def mentions_knob(knob: str, text: str) -> bool:
+    """Whether a text speaks of the knob: MAX_ITER in "max_iter 3", "maxiter" or "fewer iterations"."""
+    words = re.findall(r"[a-z0-9]+", text.casefold())
+    if re.sub(r"[^a-z0-9]", "", knob.casefold()) in "".join(words):
+        return True
+    stems = [part.removesuffix("s") for part in re.split(r"[^a-z0-9]+", knob.casefold()) if len(part) >= 4]
+    return any(word.startswith(stem) for stem in stems for word in words)
+
+
+# Model families a method may name, each with the words that name it and the code that uses it.
+MODEL_FAMILIES = {
+    "logistic regression": (r"logistic regression|\blogit\b", r"LogisticRegression"),
+    "neural network": (r"neural net\w*|\bmlp\b|perceptron|\bcnn\b|convolutional|deep (learning|network)|transformer",
+                       r"\btorch\b|nn\.Module|MLPClassifier|keras|tensorflow"),
+    "support vector machine": (r"support[- ]vector|\bsvm\b|\bsvc\b", r"\bSVC\b|LinearSVC|\bSVR\b"),
+    "random forest": (r"random forest", r"RandomForest"),
+    "decision tree": (r"decision tree", r"DecisionTree"),
+    "gradient boosting": (r"gradient[- ]boost\w*|xgboost|lightgbm", r"GradientBoosting|xgboost|lightgbm"),
+    "nearest neighbours": (r"nearest[- ]neighbo\w*|\bk-?nn\b", r"KNeighbors"),
+    "naive Bayes": (r"naive bayes", r"GaussianNB|MultinomialNB|BernoulliNB"),
+}
+
+
+def recipe_families(task: Task) -> list[str]:
+    code = "\n".join((task.folder / f).read_text(encoding="utf-8", errors="replace") for f in editable_files(task))
+    return [name for name, (_, used) in MODEL_FAMILIES.items() if re.search(used, code)]
+
+
+def recipe_family_text(task: Task) -> str:
+    families = recipe_families(task)
+    return f" ({', '.join(families)})" if families else ""
+
+
+def method_contradiction(task: Task, method: str, hypothesis: str) -> str | None:
+    """A model family the method names that neither the recipe uses nor the hypothesis proposes."""
+    used = recipe_families(task)
+    named = [name for name, (words, _) in MODEL_FAMILIES.items() if re.search(words, method, re.IGNORECASE)]
+    foreign = [n for n in named if n not in used and not re.search(MODEL_FAMILIES[n][0], hypothesis, re.IGNORECASE)]
+    if not foreign:
+        return None
+    recipe = f"the recipe is {' and '.join(used)}" if used else "the recipe uses none"
+    return f"names {', '.join(foreign)}, but {recipe} and the hypothesis does not propose it"
 
 
 def ground(ctx: RunContext, draft: Draft, hypothesis: str, notes: list[str]) -> Blueprint:

@@ -1,0 +1,1 @@
+"""The evaluation harness: `eval run`, `eval search` and `eval report` (docs/evaluation.md)."""

@@ -86,6 +86,12 @@ def test_tables_deltas_and_cost_ratios_have_t_intervals() -> None:
     assert ratios["static"].mean == pytest.approx(1.0)
 
 
+def test_a_lane_whose_round_did_not_finish_gives_no_cost_ratio() -> None:
+    runs = [row("full", 1, 0, 100, False), row("full", 2, 0, 40, False).model_copy(update={"status": "failed"})]
+    runs += [row("full", 1, 1, 100, False), row("full", 2, 1, 80, False)]
+    assert cost_ratios(runs, ["full"], 2)["full"].mean == pytest.approx(0.8)  # the failed lane's 0.4 is left out
+
+
 def test_an_eval_search_result_in_the_folder_joins_the_report(tmp_path) -> None:
     from nanoresearch.evaluation.cells import lane_folder
     from nanoresearch.evaluation.report import write_report

@@ -132,7 +132,8 @@ def cost_ratios(runs: list[RunMetrics], variants: list[str], rounds: int) -> dic
     ratios: dict[str, Summary] = {}
     for variant in variants:
         lanes = {(r.persona, r.seed) for r in runs if r.variant == variant}
-        by_round = {(r.persona, r.seed, r.round): r.tokens for r in runs if r.variant == variant}
+        # a run that failed or stopped costs what it reached, not what a round costs: no ratio from it
+        by_round = {(r.persona, r.seed, r.round): r.tokens for r in runs if r.variant == variant and r.status == "done"}
         values = [by_round[(p, s, rounds)] / by_round[(p, s, 1)] for p, s in lanes
                   if by_round.get((p, s, 1)) and (p, s, rounds) in by_round]
         if rounds > 1:

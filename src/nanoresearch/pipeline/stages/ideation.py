@@ -77,7 +77,9 @@ class Hypothesis(BaseModel):
     title: Annotated[str, text(90)]
     statement: Annotated[str, text(300)]
     rationale: Annotated[str, text(300)]
-    change: Annotated[str, text(240)] = ""  # what in the recipe the test changes, concretely
+    # what in the recipe the test changes, concretely; may be empty (an older ideas.json, or a model
+    # that named nothing: feasibility then scores it 0), so a written ideas.json always reads back
+    change: Annotated[str, StringConstraints(max_length=240)] = ""
     files: list[str] = Field(default_factory=list, max_length=3)  # the task's files it changes
     knobs: list[str] = Field(default_factory=list, max_length=3)  # the task's knobs it sets
 

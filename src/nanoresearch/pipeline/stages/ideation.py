@@ -77,9 +77,7 @@ class Hypothesis(BaseModel):
     title: Annotated[str, text(90)]
     statement: Annotated[str, text(300)]
     rationale: Annotated[str, text(300)]
-    # what in the recipe the test changes, concretely; may be empty (an older ideas.json, or a model
-    # that named nothing: feasibility then scores it 0), so a written ideas.json always reads back
-    change: Annotated[str, StringConstraints(max_length=240)] = ""
+    change: Annotated[str, text(240)] = ""  # what in the recipe the test changes, concretely
     files: list[str] = Field(default_factory=list, max_length=3)  # the task's files it changes
     knobs: list[str] = Field(default_factory=list, max_length=3)  # the task's knobs it sets
 
@@ -97,6 +95,9 @@ class PriorWork(BaseModel):
 
 
 class ScoredHypothesis(Hypothesis):
+    # may be empty once stored (a hypothesis checkpointed before `change` existed), so a written ideas.json
+    # always reads back; the schema the model answers (Hypothesis) still asks for a real one
+    change: Annotated[str, StringConstraints(max_length=240)] = ""
     novelty: float  # 1 − max similarity to literature and to the user's past hypotheses
     closest: PriorWork | None = None
     dead_end: bool = False  # too close to a hypothesis of this user that already failed

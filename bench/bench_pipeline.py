@@ -97,20 +97,16 @@ def replay(recording: dict, goal: str, budget: str, task: Path, corpus: Path):
     return wall, trials, stages, resumes
 
 
-COEVOLUTION = {"planner": "planner", "analysis": "memory+skills"}  # call label -> what the call is for
-
-
 def print_share(name: str, recording: dict) -> None:
-    """The share of recorded model time spent on the planner and on memory and skill writing."""
-    total = sum(c["latency_s"] for c in recording["calls"])
-    print(f"co-evolution share of model time ({name}, {total:.1f} s in {len(recording['calls'])} calls):")
-    shared = 0.0
-    for label, purpose in COEVOLUTION.items():
-        calls = [c for c in recording["calls"] if c.get("stage") == label]
-        seconds = sum(c["latency_s"] for c in calls)
-        shared += seconds
-        print(f"  {purpose:<14} {len(calls):3d} calls {seconds:7.1f} s  {seconds / total:6.1%}")
-    print(f"  {'together':<14} {'':9} {shared:7.1f} s  {shared / total:6.1%}")
+    """The share of recorded model time spent on the planner and on memory and skill writing, counted
+    as the research-quality benchmark counts a run's (evaluation/quality.py)."""
+    from nanoresearch.evaluation.quality import model_time
+
+    measured = model_time((c.get("stage"), c["latency_s"]) for c in recording["calls"])
+    print(f"co-evolution share of model time ({name}, {measured.seconds:.1f} s in {measured.calls} calls):")
+    for purpose, spent in measured.coevolution.items():
+        print(f"  {purpose:<14} {spent.calls:3d} calls {spent.seconds:7.1f} s  {spent.seconds / measured.seconds:6.1%}")
+    print(f"  {'together':<14} {'':9} {measured.coevolution_seconds:7.1f} s  {measured.coevolution_share:6.1%}")
 
 
 def report(recording: dict, wall: float, trials: list, stages: dict, resumes: list) -> None:

@@ -166,6 +166,9 @@ class LLMSettings(Section):
     # off: always call live; prefer: reuse a recorded answer when one exists (resume never pays
     # twice); only: never call live, a missing recording is an error (offline replay).
     replay: Literal["off", "prefer", "only"] = "prefer"
+    # The sampling seed of every call that names none; None: the provider's own. With a stage
+    # temperature above 0, runs of one goal differ by seed and each one is reproducible.
+    seed: int | None = None
 
 
 class LocalModelSettings(Section):

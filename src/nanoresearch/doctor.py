@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pydantic import BaseModel
 from nanoresearch.config import MODEL_ROLES, Settings
 from nanoresearch.errors import NanoResearchError
 from nanoresearch.llm.provider import is_loopback_url
+from nanoresearch.llm.sizes import SMALL_MODEL_B, model_size_b
 
 APT = "apt-get install -y --no-install-recommends"
 REAL_WORK = (
@@ -29,7 +29,6 @@ REAL_WORK = (
     "([local] model = \"/path/model.gguf\"), or a local OpenAI-compatible server such as llama.cpp, vLLM or "
     "Ollama ([endpoints.<name>] kind = \"openai\", base_url = \"http://127.0.0.1:8080/v1\")"
 )
-SMALL_MODEL_B = 1.0  # below this many billion parameters a model demonstrates the mechanics, no more
 
 
 class Check(BaseModel):
@@ -171,15 +170,6 @@ def _model_note(settings: Settings, endpoint: str, model: str, roles: list[str])
     else:
         good_for, demo = "an API model: suited to real research", small
     return ModelNote(endpoint=endpoint, model=model, stages=roles, demo_only=demo, good_for=good_for)
-
-
-def model_size_b(model: str) -> float | None:
-    """Billions of parameters, read from the model's name (Qwen2.5-Coder-1.5B, SmolLM2-135M), if it says."""
-    found = re.search(r"(\d+(?:\.\d+)?)\s*([bm])(?![a-z])", os.path.basename(model).casefold())
-    if found is None:
-        return None
-    number = float(found.group(1))
-    return number if found.group(2) == "b" else number / 1000
 
 
 def _size_text(size: float | None) -> str:

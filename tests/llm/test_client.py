@@ -210,3 +210,11 @@ def test_a_bad_reply_recorded_before_failures_were_marked_is_asked_again(store):
     later = ScriptedProvider('{"name": "a", "score": 3}')
     assert make_llm(store, later).complete("judge", schema=Verdict).parsed == Verdict(name="a", score=3)
     assert len(later.history) == 1
+
+
+def test_the_configured_seed_reaches_every_call_that_names_none(store):
+    provider = ScriptedProvider("a", "b", "c")
+    make_llm(store, provider).complete("q")
+    make_llm(store, provider, seed=7).complete("q")
+    make_llm(store, provider, seed=7).complete("q", seed=3)
+    assert [r.seed for r in provider.history] == [None, 7, 3]  # unset: the recorded runs' keys are unchanged

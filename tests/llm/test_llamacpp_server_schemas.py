@@ -80,7 +80,7 @@ def test_a_proposal_for_a_hostile_recipe_is_parsed_and_the_server_lives(llama_se
     llm = LLM(settings, store, user, run_id=run.id)
     loop = TrialLoop(hostile_task(tmp_path / "task"), store, llm, create_executor("local", settings), run.id, user,
                      Budget(trials=3), tmp_path / "ws", LoopSettings(max_debug=0))
-    assert not loop.embedded_model()  # so `find` is free text: no recipe line goes into the schema as an enum
+    assert not loop.lines_only_model()  # so `find` is free text: no recipe line goes into the schema as an enum
     trial = loop.propose(next(loop._specialists))
     assert_alive(llama_server)
     # The model may name a line that is not in the recipe (bad_proposal, said so), but its reply was parsed.

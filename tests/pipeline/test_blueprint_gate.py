@@ -10,7 +10,13 @@ from conftest import DIGITS
 from helpers import ScriptedProvider
 from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.gates import read_degenerate
-from nanoresearch.pipeline.stages.planning import Draft, draft_blueprint, draft_findings, method_contradiction
+from nanoresearch.pipeline.stages.planning import (
+    Draft,
+    data_findings,
+    draft_blueprint,
+    draft_findings,
+    method_contradiction,
+)
 from nanoresearch.trials.task import load_task
 
 TASK = load_task(DIGITS)
@@ -73,3 +79,26 @@ def test_a_good_blueprint_is_asked_for_once(make_context) -> None:
     result, notes = draft_blueprint(ctx, PLAN, STATEMENT, ABOUT)
     assert len(provider.history) == 1 and notes == [] and result.ablations[0].knob == "MAX_ITER"
     assert read_degenerate(ctx.workspace) == []
+
+
+def test_the_wrong_dataset_and_a_dataset_as_baseline_are_settled_by_code_without_another_call(make_context) -> None:
+    # Qwen2.5-Coder-1.5B's blueprint for the digits task: MNIST (the task is scikit-learn's 8x8 UCI
+    # digits), and the task's dataset given as the baseline.
+    qwen = draft(datasets=["MNIST"], baselines=["scikit-learn's bundled UCI digits"])
+    ctx = make_context(ScriptedProvider(name="local"))
+    provider = ScriptedProvider(json.dumps(qwen), name="local")
+    ctx.llm._providers["local"] = provider
+    result, notes = draft_blueprint(ctx, PLAN, STATEMENT, ABOUT)
+
+    assert len(provider.history) == 1  # checked after the model, so the recorded calls stay as they were
+    assert result.datasets == ["the data of task digits-classifier, with the evaluator's fixed split"]
+    assert result.baselines == ["the task's recipe as given (digits-classifier)"]
+    assert any("MNIST" in n and "not the task's data" in n and "replaced by what code knows" in n for n in notes)
+    assert any("UCI digits" in n and "not a method" in n for n in notes)
+    assert read_degenerate(ctx.workspace) == []  # wrong content, not degenerate output: the notes say it
+
+
+def test_the_tasks_own_data_and_a_real_baseline_pass() -> None:
+    good = Draft.model_validate(draft(datasets=["UCI handwritten digits (8x8)", "load_digits"],
+                                      baselines=["logistic regression with max_iter=10", "the recipe as given"]))
+    assert data_findings(TASK, good) == []

@@ -19,7 +19,7 @@ def test_a_small_budget_runs_the_baseline_as_given_not_refused_or_shrunk(store, 
     loop = make_loop(store, task, ScriptedProvider(), Budget(cpu_hours=18 / 3600, trials=1), tmp_path)
     best = loop.run()
     (baseline,) = store.trials(loop.run_id)
-    assert (baseline.status, baseline.knobs, baseline.detail) == ("done", {"MAX_ITER": 10}, "")
+    assert (baseline.status, baseline.knobs, baseline.detail) == ("done", {}, "")  # MAX_ITER left to the recipe
     assert best.id == baseline.id and baseline.resources["time_s"] <= 18
 
 
@@ -48,4 +48,17 @@ def test_a_later_trial_at_its_defaults_is_not_judged_against_a_silently_shrunk_b
     loop = make_loop(store, tiny_task, provider, Budget(cpu_hours=60 / 3600, trials=2), tmp_path)
     loop.run()
     baseline, edited = store.trials(loop.run_id)
-    assert baseline.knobs == edited.knobs == {"N": 10}  # both at the recipe's own settings
+    assert baseline.knobs == edited.knobs == {}  # both at the recipe's own settings: no knob in their environment
+
+
+def test_an_edit_of_a_knobs_default_in_the_recipe_takes_effect(store, tmp_path):
+    # The real 1.5B model raised MAX_ITER's default in train.py; the loop used to pass task.toml's
+    # default (MAX_ITER=10) in every trial's environment, so the edit could never change anything.
+    task = load_task(EXAMPLES / "digits-classifier")
+    line = 'MAX_ITER = int(float(os.environ.get("MAX_ITER", "10")))'
+    provider = ScriptedProvider(proposal("converge", (line, line.replace('"10"', '"200"'))))
+    loop = make_loop(store, task, provider, Budget(trials=2), tmp_path)
+    loop.run()
+    baseline, edited = store.trials(loop.run_id)
+    assert edited.knobs == {} and "max_iter=200" in edited.logs_tail
+    assert edited.score > baseline.score and edited.kept

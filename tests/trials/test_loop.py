@@ -183,3 +183,18 @@ def test_a_servers_proposal_schema_has_no_enum_of_code_lines(store, tiny_task, t
     sent = provider.history[0].json_schema
     assert sent["$defs"]["Edit"]["properties"]["find"]["type"] == "string"
     assert "enum" not in sent["$defs"]["Edit"]["properties"]["find"]
+
+
+@pytest.mark.parametrize(("model", "held_to_lines"), [
+    ("smollm2-135m", True), ("/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", False)])
+def test_only_a_small_local_model_is_held_to_the_recipes_lines(store, tiny_task, tmp_path, model, held_to_lines):
+    # A local Qwen2.5-Coder-1.5B held to one line per `find` picked the comment above MAX_ITER and
+    # replaced it; a model of 1B parameters or more writes the block of lines it means.
+    provider = ScriptedProvider(proposal("bigger", ("VALUE = 1", "VALUE = 2")))
+    loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path)
+    settings = loop.llm.settings
+    coding = settings.stage("coding").model_copy(update={"model": model})
+    loop.llm.settings = settings.model_copy(update={"stages": settings.stages.model_copy(update={"coding": coding})})
+    loop.run()
+    find = provider.history[0].json_schema["$defs"]["Edit"]["properties"]["find"]
+    assert ("VALUE = 1" in find.get("enum", [])) is held_to_lines

@@ -169,7 +169,7 @@ class LLM:
             temperature=stage_cfg.temperature if temperature is None else temperature,
             max_tokens=max_tokens or stage_cfg.max_tokens,
             json_schema=json_schema,
-            seed=seed,
+            seed=self.settings.llm.seed if seed is None else seed,
         )
         if json_schema is None:
             return self._call(endpoint, stage, request)

@@ -34,6 +34,8 @@ from nanoresearch.compute.budget import (
 from nanoresearch.compute.executor import Executor, JobSpec, JobState, JobStatus, Resources
 from nanoresearch.errors import BudgetExhausted, EndpointUnavailableError, LLMError, NanoResearchError
 from nanoresearch.llm.client import LLM
+from nanoresearch.llm.local_model import DEFAULT_MODEL
+from nanoresearch.llm.sizes import is_small_model
 from nanoresearch.store import Store
 from nanoresearch.store.models import Trial
 from nanoresearch.trials import lineage
@@ -186,7 +188,7 @@ class TrialLoop:
 
     def ask_and_prepare(self, parent: Trial | None, proposer: str, prompt: str, files: list[str]) -> Trial:
         prompt = portable(prompt, {str(self.workspace): "<run>", str(self.task.folder): "<task>"})
-        schema = proposal_schema(editable_lines(self.code_dir(parent), files) if self.embedded_model() else None)
+        schema = proposal_schema(editable_lines(self.code_dir(parent), files) if self.lines_only_model() else None)
         try:
             reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema, max_tokens=self.answer_room())
             proposal = Proposal.model_validate(reply.parsed)
@@ -208,11 +210,15 @@ class TrialLoop:
         room = int(self.budget.tokens - self.used().tokens)
         return max(1, room) if room < self.llm.settings.stage(self.settings.stage).max_tokens else None
 
-    def embedded_model(self) -> bool:
-        """Whether proposals come from the in-process model, whose JSON decoding can hold `find` to the
-        recipe's own lines (a server compiles the schema itself and may not cope with code in an enum)."""
+    def lines_only_model(self) -> bool:
+        """Whether `find` is held to the recipe's own lines: only for a small in-process model (under 1B
+        parameters), which cannot copy a line reliably and whose JSON decoding is ours. A larger one
+        copies blocks of several lines, which the applier matches whitespace-tolerantly and fuzzily (a
+        1.5B, held to single lines, picked the comment above the line it meant and replaced that), and a
+        server compiles the schema itself and may not cope with code in an enum."""
         settings = self.llm.settings
-        return settings.endpoint(settings.stage(self.settings.stage).endpoint).kind == "local"
+        stage = settings.stage(self.settings.stage)
+        return settings.endpoint(stage.endpoint).kind == "local" and is_small_model(stage.model or DEFAULT_MODEL)
 
     def unless_tried(self, trial: Trial) -> Trial:
         """A proposal that changes nothing, or repeats a diff already tried (and judged) on the same parent, is not run again."""
@@ -311,16 +317,23 @@ class TrialLoop:
             self.say(f"trial {trial.id}: {plan.reason}")
         if plan.downscaled:  # the lineage must show that this trial ran smaller than the recipe says
             trial.detail = plan.reason
+        lowered = self.lowered_knobs(plan)
         spec = JobSpec(
             name=f"{self.task.name}-t{trial.id}", workdir=Path(trial.workdir), command=self.task.command,
-            resources=plan.resources, env={**self.settings.env, **{name: _env_value(v) for name, v in plan.knobs.items()}, **(extra_env or {})},
+            resources=plan.resources, env={**self.settings.env, **{name: _env_value(v) for name, v in lowered.items()}, **(extra_env or {})},
             deadline=plan.deadline,
         )
         trial.job_id = self.executor.submit(spec)
-        trial.status, trial.resources, trial.knobs = "running", plan.resources.model_dump(), plan.knobs
+        trial.status, trial.resources, trial.knobs = "running", plan.resources.model_dump(), lowered
         self.store.update_trial(trial)
         self.say(f"trial {trial.id} ({trial.proposer}) running: {_short(trial.hypothesis)}")
         return plan
+
+    def lowered_knobs(self, plan: TrialPlan) -> dict[str, float]:
+        """The knobs the budget turned down, the only ones a trial's environment sets: at its default a
+        knob is left to the recipe, so an edit of the recipe's own default (MAX_ITER "10" -> "200") takes
+        effect instead of being overridden by the task's declared default."""
+        return {name: value for name, value in plan.knobs.items() if value != self.task.knobs[name].default}
 
     def complete(self, trial: Trial, plan: TrialPlan, keep: bool = True) -> Trial:
         status = self.executor.wait(_job_id(trial))

@@ -17,8 +17,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from nanoresearch.errors import EndpointUnavailableError, LLMError, UserError
+from nanoresearch.paper.factsheet import read_task_folder
 from nanoresearch.pipeline.coevolution.planner import StagePlan
 from nanoresearch.pipeline.context import RunContext
+from nanoresearch.pipeline.feasibility import recipe_identifiers, stems
 from nanoresearch.pipeline.gates import (
     Finding,
     find_degenerate,
@@ -126,7 +128,7 @@ def draft_blueprint(ctx: RunContext, plan: StagePlan, hypothesis: str, about: st
             f"the planning model could not produce a valid blueprint: {getattr(exc, 'message', exc)}",
             hint="use a stronger model for the planning stage (stages.planning in config.toml), then `nanoresearch resume`",
         ) from None
-    return settled(ctx, task, draft, remaining, about or hypothesis)
+    return settled(ctx, task, draft, remaining + data_findings(task, draft), about or hypothesis)
 
 
 def settled(ctx: RunContext, task: Task, draft: Draft, remaining: list[Finding], hypothesis: str) -> tuple[Draft, list[str]]:
@@ -193,6 +195,23 @@ def draft_findings(task: Task, draft: Draft, hypothesis: str, goal: str, names: 
     if contradiction:
         found.append(Finding(field="proposed_method", value=draft.proposed_method, reason=contradiction, degenerate=False))
     return found + [f for i, a in enumerate(draft.ablations) for f in ablation_problems(task, a, i)]
+
+
+GENERIC_DATA_WORDS = stems("data dataset datasets set split splits train training test held out images samples examples")
+
+
+def data_findings(task: Task, draft: Draft) -> list[Finding]:
+    """Datasets the task does not use, and baselines that name the data instead of a method. Checked after
+    the repair round and settled by code, which knows the task's data and recipe (a 1.5B model named MNIST
+    for scikit-learn's 8x8 UCI digits and gave that dataset as the baseline)."""
+    _, loaders, _, _ = read_task_folder(task.folder)
+    data = stems(f"{task.description} {' '.join(loaders)}") - GENERIC_DATA_WORDS
+    recipe = stems(recipe_family_text(task)) | {w[:5] for w in recipe_identifiers(task)}
+    found = [Finding(field=f"datasets[{i}]", value=d, reason=f"not the task's data ({task.description})", degenerate=False)
+             for i, d in enumerate(draft.datasets) if not stems(d) & data]
+    return found + [
+        Finding(field=f"baselines[{i}]", value=b, reason="names the task's data, not a method to compare with", degenerate=False)
+        for i, b in enumerate(draft.baselines) if (words := stems(b) - GENERIC_DATA_WORDS) and words <= data and not words & recipe]
 
 
 def ablation_problems(task: Task, ablation: KnobAblation, index: int = 0) -> list[Finding]:

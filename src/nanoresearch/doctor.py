@@ -23,6 +23,7 @@ from nanoresearch.llm.provider import is_loopback_url
 from nanoresearch.llm.sizes import SMALL_MODEL_B, model_size_b
 
 APT = "apt-get install -y --no-install-recommends"
+PLANNER = "planner"  # the one model role that plans stages rather than doing research
 REAL_WORK = (
     "for real research give the stages a stronger model: an API key (export OPENAI_API_KEY=..., then "
     "[stages.<stage>] endpoint = \"openai\" in config.toml), a local GGUF of about 1.5B parameters or more "
@@ -182,12 +183,21 @@ def model_check(note: ModelNote) -> Check:
 
 
 def run_start_lines(settings: Settings) -> list[str]:
-    """What the start of a run says about its models: each one's use, and plainly when it is a demonstration."""
+    """What the start of a run says about its models: each one's use, and plainly when it is a demonstration.
+
+    Only a small model on a research stage makes the run a demonstration; a small planner just writes
+    weak stage plans, which is said as such."""
     notes = model_notes(settings)
     lines = [f"model {note.line()}" for note in notes]
-    if any(note.demo_only for note in notes):
+    demo_stages = {stage for note in notes if note.demo_only for stage in note.stages}
+    if demo_stages - {PLANNER}:
         lines.append("this run demonstrates the mechanics: its ideas, claims and review will not be real research; "
                      + REAL_WORK + " (`nanoresearch doctor` lists the models)")
+    elif PLANNER in demo_stages:
+        planner = next(note for note in notes if PLANNER in note.stages)
+        lines.append(f"the planner ({planner.endpoint}/{planner.model}) is a small model: its stage plans only guide "
+                     "the stages (objectives in their prompts, a share of the budget) and are often degenerate, which "
+                     "the run labels; your feedback on the stages trains its adapter (docs/co-evolution.md)")
     return lines
 
 

@@ -156,3 +156,11 @@ def test_with_the_embedded_model_every_model_driven_method_asks_the_same_model(s
     models = [tuple(r.models) for r in result.runs]
     assert all(r.calls > 0 and r.trials_run <= 2 for r in result.runs)
     assert len(set(models)) == 1 and result.model == "local/smollm2-135m" and result.temperature == 0.7
+
+
+def test_each_proposal_samples_with_a_seed_of_its_own(searched):
+    # Independent samples of one prompt were copies of one another: the local model's generator is
+    # seeded with the request's seed (0 when it names none).
+    _, provider = searched
+    independent = [r.seed for r in provider.history if "without seeing any other" in r.messages[-1].content]
+    assert len(independent) == 4 and len(set(independent)) == 4 and None not in independent

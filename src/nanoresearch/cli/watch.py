@@ -95,7 +95,9 @@ def event_lines(event: dict[str, Any]) -> list[str]:
     """How the run printed this event (nothing for the bookkeeping ones)."""
     kind, stage = event["event"], event.get("stage", "")
     if kind == "stage_plan":
-        return [f"  plan: {objective}" for objective in event.get("plan", {}).get("objectives", [])]
+        from nanoresearch.pipeline.coevolution.planner import plan_lines
+
+        return [f"  {line}" for line in plan_lines(event.get("plan", {}), event.get("degenerate", {}))]
     if kind == "stage_done":
         has_cost = all(name in event for name in StageCost.model_fields)  # a run logged before costs were
         return [done_line(event.get("summary", ""), StageCost.model_validate(event) if has_cost else None)]

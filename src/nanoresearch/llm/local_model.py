@@ -7,13 +7,14 @@ the engine and serves requests on top.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,30 +83,39 @@ class LoadedModel:
 
 
 def converted_folder(source: ModelSource, cache_dir: Path) -> Path:
-    """An HF copy of a GGUF model, made once and reused; safe when processes race to make it."""
+    """An HF copy of a GGUF model, weights de-quantized to fp32, made once and reused (the transformers engine)."""
     if source.gguf_file is None:  # already a transformers folder
         return source.folder
-    gguf = source.folder / source.gguf_file
+    return _made_once(_cache_target(source, cache_dir, "hf"), lambda staging: _write_full_model(source, staging))
+
+
+def tokenizer_folder(source: ModelSource, cache_dir: Path) -> Path:
+    """An HF folder with only a GGUF model's tokenizer and configs, made once and reused (the llama_cpp engine).
+
+    llama.cpp reads the weights from the GGUF itself; our side needs only the tokenizer and what
+    `stop_ids_of` reads (generation_config.json), so the minute-long de-quantization is skipped.
+    """
+    if source.gguf_file is None:
+        return source.folder
+    return _made_once(_cache_target(source, cache_dir, "tokenizer"), lambda staging: _write_tokenizer(source, staging))
+
+
+def _cache_target(source: ModelSource, cache_dir: Path, kind: str) -> Path:
+    gguf = source.folder / str(source.gguf_file)
     stat = gguf.stat()
     digest = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    target = cache_dir / "models" / f"{gguf.stem}-{digest}"
+    suffix = "" if kind == "hf" else f"-{kind}"  # the full copy keeps the name earlier versions cached it under
+    return cache_dir / "models" / f"{gguf.stem}-{digest}{suffix}"
+
+
+def _made_once(target: Path, write: Callable[[Path], None]) -> Path:
+    """`target`, written by `write` into a staging folder and renamed into place; safe when processes race."""
     if (target / "config.json").is_file():
         return target
-    torch = import_torch()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    with _quiet_tqdm():  # transformers' GGUF reader draws its own progress bars
-        tokenizer = AutoTokenizer.from_pretrained(source.folder, gguf_file=source.gguf_file)
-        model = AutoModelForCausalLM.from_pretrained(source.folder, gguf_file=source.gguf_file, dtype=torch.float32)
-    # The weights are de-quantized to fp32 now; saving them as GGUF-quantized would fail.
-    model.config.quantization_config = None
-    del model.config.quantization_config
-    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it only via nn.Module.__getattr__
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        write(staging)
         os.replace(staging, target)
     except OSError:
         if not (target / "config.json").is_file():  # lost a race to another process: theirs is fine
@@ -115,17 +125,48 @@ def converted_folder(source: ModelSource, cache_dir: Path) -> Path:
     return target
 
 
+def _write_full_model(source: ModelSource, staging: Path) -> None:
+    torch = import_torch()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _quiet_gguf_progress():
+        tokenizer = AutoTokenizer.from_pretrained(source.folder, gguf_file=source.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(source.folder, gguf_file=source.gguf_file, dtype=torch.float32)
+    # The weights are de-quantized to fp32 now; saving them as GGUF-quantized would fail.
+    model.config.quantization_config = None
+    del model.config.quantization_config
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it only via nn.Module.__getattr__
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+
+
+def _write_tokenizer(source: ModelSource, staging: Path) -> None:
+    import_torch()
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(source.folder, gguf_file=source.gguf_file)
+    config = AutoConfig.from_pretrained(source.folder, gguf_file=source.gguf_file)
+    tokenizer.save_pretrained(staging)
+    # What a full conversion's save_pretrained writes too: the generation config derived from the model's.
+    GenerationConfig.from_model_config(config).save_pretrained(staging)
+    config.save_pretrained(staging)
+
+
 @contextmanager
-def _quiet_tqdm() -> Iterator[None]:
-    previous = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+def _quiet_gguf_progress() -> Iterator[None]:
+    """Silence the de-quantization progress bar that transformers' GGUF reader draws.
+
+    It is a plain tqdm bar: transformers' own `disable_progress_bar()` does not reach it, and tqdm
+    reads TQDM_DISABLE only when it is first imported, so the bar is switched off in that module.
+    """
+    from transformers import modeling_gguf_pytorch_utils as gguf_reader
+
+    bar = gguf_reader.tqdm
+    gguf_reader.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
-        if previous is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = previous
+        gguf_reader.tqdm = bar
 
 
 def load_hf_folder(folder: Path) -> LoadedModel:

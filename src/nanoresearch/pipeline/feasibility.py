@@ -39,6 +39,7 @@ EVALUATION = re.compile(
     r"\b(train(ing)?[-/ ]?(test|validation)[- ]split|test[- ]set|held[- ]out (set|split|data)|"
     r"evaluation (metric|script|protocol)|the evaluator|the split)\b", re.IGNORECASE)
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*(?<![=!<>])=(?!=)")  # MAX_ITER = 20, max_iter=100
 STEM = 5  # letters kept of a word: converge/converging, regression/regressions meet
 COMMON = set(
     "the a an of to in on and or for with by from is are be this that it its their more less than as at into up down "
@@ -74,21 +75,29 @@ def allowed_changes(task: Task) -> str:
     )
 
 
-def judge_feasibility(text: str, files: list[str], knobs: list[str], task: Task | None) -> Feasibility:
-    """Whether a hypothesis (its words and the files and knobs it names) can be tested on the task."""
+def judge_feasibility(text: str, files: list[str], knobs: list[str], task: Task | None, change: str = "") -> Feasibility:
+    """Whether a hypothesis (its words, its `change` and the files and knobs it names) can be tested on the task.
+
+    Knobs reach the recipe through the environment, so a change that only sets knobs the task allows
+    touches no file, whatever the hypothesis's file list says."""
     if task is None:
         return Feasibility(score=ANCHORED, reason="no task yet: the planning stage writes one for this hypothesis")
     editable = editable_files(task)
+    files = list(dict.fromkeys(files))  # a model may name one file three times
     frozen = [f for f in files if f not in editable]
+    only_knobs = knobs_set_alone(change, task)
     unknown = [k for k in knobs if k not in task.knobs]
-    touches = MORE_DATA.search(text) if "augment" not in text.casefold() else None
-    touches = touches or EVALUATION.search(text)
-    if frozen:
+    touches = data_or_evaluation(text)
+    if frozen and not only_knobs:
         return Feasibility(score=0.0, reason=f"changes {', '.join(frozen)}, which the task freezes")
     if unknown:
         return Feasibility(score=0.0, reason=f"sets {', '.join(unknown)}, which the recipe does not read")
     if touches:
         return Feasibility(score=0.0, reason=f"needs {touches.group(0)!r}: the data, split and score are the evaluator's")
+    if frozen:
+        return Feasibility(score=ANCHORED, reason=(
+            f"sets {', '.join(only_knobs)}, {'a knob' if len(only_knobs) == 1 else 'knobs'} the task allows (its file "
+            f"list names {', '.join(frozen)}, which a knob does not touch)"))
     changed = [f for f in files if f in editable]
     if not changed and not knobs:
         return Feasibility(score=0.0, reason="names no file or knob of the recipe that it changes")
@@ -96,6 +105,25 @@ def judge_feasibility(text: str, files: list[str], knobs: list[str], task: Task 
     if anchors:
         return Feasibility(score=ANCHORED, reason=f"changes {', '.join(changed or knobs)}: {', '.join(anchors[:4])}")
     return Feasibility(score=UNANCHORED, reason=f"changes {', '.join(changed)}, but names nothing the recipe contains")
+
+
+def knobs_set_alone(change: str, task: Task) -> list[str]:
+    """The knobs `change` sets when setting knobs the task allows is all it does (every assignment in it sets
+    one, and it names no frozen file, no new data and nothing of the evaluation); [] otherwise."""
+    assigned = list(dict.fromkeys(ASSIGNMENT.findall(change)))
+    editable = editable_files(task)
+    frozen = [f for f in task_files(task) if f not in editable]
+    if not assigned or any(name not in task.knobs for name in assigned):
+        return []
+    if any(f.casefold() in change.casefold() for f in frozen) or data_or_evaluation(change):
+        return []
+    return assigned
+
+
+def data_or_evaluation(text: str) -> re.Match[str] | None:
+    """Where the text asks for more data or another split or score, which the evaluator owns."""
+    more_data = MORE_DATA.search(text) if "augment" not in text.casefold() else None
+    return more_data or EVALUATION.search(text)
 
 
 def recipe_identifiers(task: Task) -> set[str]:

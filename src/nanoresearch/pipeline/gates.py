@@ -41,6 +41,20 @@ SCHEMA_TEXT = re.compile(
     r"\"type\"\s*:|\btype\s*:\s*'?(array|string|object|integer|number)", re.IGNORECASE)
 NUMBER_TOKEN = re.compile(r"[\d.,;:()#/%+-]+")
 GOAL_COPY_RATIO = 0.9  # this similar to the goal (difflib ratio) is a copy of it, not an answer
+# A line that must say what to do (a plan objective or constraint) needs this many words of its own:
+# words neither in what it was given, nor stop words, nor vague ones.
+OWN_WORDS_NEEDED = 2
+STOP_WORDS = frozenset(
+    "a an the and or but of to in on at for from by with as into onto than then so such that this these those "
+    "it its is are be been being was were will would can could should may might must do does did done have has "
+    "had more less most least very much many few all any each every some no not our we us you your they them "
+    "their which what who how when where while if also only just over under about per via up down out".split())
+# Words that fit any plan and so name nothing to do: "refine the process", "improve performance".
+VAGUE_WORDS = frozenset(
+    "improve improved improving improvement improvements enhance enhanced enhancing refine refined refining "
+    "optimize optimise optimized optimised optimizing better best good great process approach overall general "
+    "quality performance thing things stuff work task tasks".split())
+WORD = re.compile(r"[a-z0-9_]+")
 
 
 class Degenerate(BaseModel):
@@ -87,6 +101,21 @@ def degenerate_reason(value: str, goal: str = "", names: Collection[str] = ()) -
     if goal and difflib.SequenceMatcher(None, plain, _plain(goal)).ratio() >= GOAL_COPY_RATIO:
         return "a copy of the research goal, not an answer to it"
     return None
+
+
+def vacuous_reason(value: str, given: str) -> str | None:
+    """Why a line that should say what to do names nothing beyond what it was `given` (the goal, the stage's
+    description and the prompt's headings); None when it has at least OWN_WORDS_NEEDED words of its own,
+    not counting stop words or vague ones ("improve", "refine", "process"). A given word that a number
+    counts is new ("5 trials" in the experiment stage)."""
+    known = {_stem(word) for word in WORD.findall(given.casefold())}
+    words = WORD.findall(value.casefold())
+    own = [word for before, word in zip(["", *words], words)
+           if word not in STOP_WORDS and word not in VAGUE_WORDS and (_stem(word) not in known or before.isdigit())]
+    if len(own) >= OWN_WORDS_NEEDED:
+        return None
+    return ("names nothing to do beyond the goal and the stage's description"
+            + (f" (its only own word: {own[0]!r})" if own else ""))
 
 
 def find_degenerate(data: Any, goal: str = "", names: Collection[str] = (), skip: Collection[str] = (),
@@ -144,8 +173,9 @@ def repair_prompt(prompt: str, found: list[Finding]) -> str:
             f"(sentences about this research, not field names, placeholders or numbers):\n{listed}")
 
 
-def record_degenerate(ctx: RunContext, items: list[Degenerate]) -> None:
-    """Add to the run's degenerate.json and log; the same output recorded twice (a resumed stage) counts once."""
+def record_degenerate(ctx: RunContext, items: list[Degenerate], announce: bool = True) -> None:
+    """Add to the run's degenerate.json and log; the same output recorded twice (a resumed stage) counts once.
+    `announce=False`: the caller labels the outputs on the terminal itself (the planner's plan lines)."""
     if not items:
         return
     known = read_degenerate(ctx.workspace)
@@ -153,7 +183,7 @@ def record_degenerate(ctx: RunContext, items: list[Degenerate]) -> None:
     ctx.write_json(DEGENERATE_FILE, {"outputs": [d.model_dump() for d in known + new]})
     for item in new:
         ctx.log("degenerate_output", **item.model_dump())
-    if new:
+    if new and announce:
         ctx.say(f"  degenerate model output ({len(new)}, {new[0].stage}): {new[0].field}: {new[0].reason}"
                 + (f"; and {len(new) - 1} more (degenerate.json)" if len(new) > 1 else ""))
 
@@ -191,6 +221,11 @@ def _plain(text: str) -> str:
 
 def _singular(word: str) -> str:
     return re.sub(r"\s*\d+$", "", word).removesuffix("s")
+
+
+def _stem(word: str) -> str:
+    """The word without a plural's "s" ("digits" is "digit"; "process" and "its" stay)."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def _number_list(text: str) -> bool:

@@ -134,8 +134,8 @@ def run_stage(ctx: RunContext, stage: Stage, gate: FeedbackGate) -> None:
         planned = plan_stage(ctx, stage.name, stage.description, redirect)
         if planned.unplanned:
             ctx.say(f"  no planner call: {planned.unplanned}")
-        for objective in [] if planned.unplanned else planned.plan.objectives:
-            ctx.say(f"  plan: {objective}")
+        for line in planned.lines():
+            ctx.say(f"  {line}")
         ctx.log("stage_start", stage=stage.name, plan_id=planned.plan_id)
         try:
             summary = stage.run(ctx, planned.plan)

@@ -190,7 +190,8 @@ class TrialLoop:
         prompt = portable(prompt, {str(self.workspace): "<run>", str(self.task.folder): "<task>"})
         schema = proposal_schema(editable_lines(self.code_dir(parent), files) if self.lines_only_model() else None)
         try:
-            reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema, max_tokens=self.answer_room())
+            reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema, max_tokens=self.answer_room(),
+                                      seed=self.proposal_seed())
             proposal = Proposal.model_validate(reply.parsed)
         except EndpointUnavailableError:
             raise  # the server is down, not the model weak: the run pauses and no trial is charged
@@ -199,6 +200,10 @@ class TrialLoop:
             return self.finish(trial, "bad_proposal", f"the model gave no usable proposal: {exc.message}")
         trial = self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
         return self.unless_tried(trial)
+
+    def proposal_seed(self) -> int | None:
+        """The sampling seed of the next proposal; None: the run's (`[llm] seed`)."""
+        return None
 
     def answer_room(self) -> int | None:
         """The most tokens a proposal may answer with: what is left of the loop's tokens (in a research

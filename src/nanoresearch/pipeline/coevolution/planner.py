@@ -16,13 +16,22 @@ from nanoresearch.llm.provider import Message
 from nanoresearch.llm.structured import with_schema_instruction
 from nanoresearch.pipeline.coevolution.recall import CODE_STAGES, Recalled, prompt_block, recall
 from nanoresearch.pipeline.context import RunContext
+from nanoresearch.pipeline.gates import (
+    Degenerate,
+    Finding,
+    degenerate_reason,
+    record_degenerate,
+    schema_names,
+    vacuous_reason,
+)
 from nanoresearch.policy.prompt import SYSTEM
 from nanoresearch.policy.routing import planner_model_name
 from nanoresearch.profile import load_profile, profile_prompt
 from nanoresearch.store.models import StagePlanRecord
 
 Line = Annotated[str, StringConstraints(min_length=3, max_length=160)]
-
+# The headings of every planner prompt (`planner_messages`): a plan line made of their words says nothing.
+PROMPT_HEADINGS = "research goal, stage, done so far, user feedback in this run, budget left"
 
 
 class StagePlan(BaseModel):
@@ -57,6 +66,35 @@ class PlannedStage(BaseModel):
     plan: StagePlan
     plan_id: int | None  # None: no planner call, because no model reads this stage's plan (`unplanned`)
     unplanned: str = ""
+    degenerate: dict[str, str] = Field(default_factory=dict)  # "objectives[1]" -> why the gates caught it
+
+    def lines(self) -> list[str]:
+        return [] if self.unplanned else plan_lines(self.plan.model_dump(), self.degenerate)
+
+
+def plan_lines(plan: dict, degenerate: dict[str, str]) -> list[str]:
+    """How the run (and `watch`, from the log) shows a plan: its objectives, and every line the gates caught
+    labelled with why (constraints are shown only then)."""
+    lines = []
+    for key, label in (("objectives", "plan"), ("constraints", "plan constraint")):
+        for i, text in enumerate(plan.get(key, [])):
+            reason = degenerate.get(f"{key}[{i}]")
+            if reason:
+                lines.append(f"{label} (degenerate: {reason}): {text}")
+            elif key == "objectives":
+                lines.append(f"{label}: {text}")
+    return lines
+
+
+def plan_findings(plan: StagePlan, goal: str, stage: str, description: str, schema: dict) -> list[Finding]:
+    """The plan's objectives and constraints that are no plan, and why: the degenerate-output gates, and lines
+    with nothing of their own beyond the goal, the stage's description and the prompt's headings."""
+    given = " ".join((goal, stage, description, PROMPT_HEADINGS))
+    names = schema_names(schema)
+    return [Finding(field=f"{key}[{i}]", value=line, reason=reason)
+            for key, lines in (("objectives", plan.objectives), ("constraints", plan.constraints))
+            for i, line in enumerate(lines)
+            if (reason := degenerate_reason(line, goal, names) or vacuous_reason(line, given))]
 
 
 def plan_stage(ctx: RunContext, stage: str, description: str, redirect: str = "") -> PlannedStage:
@@ -87,8 +125,14 @@ def plan_stage(ctx: RunContext, stage: str, description: str, redirect: str = ""
     )
     plan_id = ctx.store.save_stage_plan(record)
     ctx.write_json(f"plans/{stage}.json", {"plan_id": plan_id, **plan.model_dump(), "recalled": recalled.model_dump()})
-    ctx.log("stage_plan", stage=stage, plan_id=plan_id, plan=plan.model_dump(), replayed=reply.replayed)
-    return PlannedStage(plan=plan, plan_id=plan_id)
+    # Labelled, never repaired: another call would change what the planner and the stages are sent.
+    findings = plan_findings(plan, ctx.run.goal, stage, description, schema)
+    degenerate = {f.field: f.reason for f in findings}
+    ctx.log("stage_plan", stage=stage, plan_id=plan_id, plan=plan.model_dump(), replayed=reply.replayed,
+            degenerate=degenerate)
+    record_degenerate(ctx, [Degenerate(stage="planner", field=f"{stage}.{f.field}", value=f.value, reason=f.reason)
+                            for f in findings], announce=False)  # the plan's lines say it: PlannedStage.lines
+    return PlannedStage(plan=plan, plan_id=plan_id, degenerate=degenerate)
 
 
 def unplanned_reason(ctx: RunContext, stage: str) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from nanoresearch.errors import UserError
 from nanoresearch.knowledge.embeddings import cosine, default_embedder
@@ -110,6 +110,12 @@ class ScoredHypothesis(Hypothesis):
     score: float = 0.0  # the selection score (pipeline/feasibility.py: selection_score)
     degenerate: list[str] = Field(default_factory=list)  # gate findings still true after the repair round
     source: Literal["model", "code"] = "model"  # code: no model hypothesis was usable, so code stated the task's own
+
+    @field_validator("files", "knobs")
+    @classmethod
+    def _distinct(cls, names: list[str]) -> list[str]:
+        """Each file or knob once: a small model lists one file three times (the schema it answers is Hypothesis's)."""
+        return list(dict.fromkeys(names))
 
     def unusable(self) -> str:
         """Why it may never be selected, or "" when it may."""
@@ -343,7 +349,7 @@ def score_hypotheses(ctx: RunContext, pool: Sequence[Hypothesis], papers: list[P
     texts = [f"{h.title}. {h.statement}. {h.change}" for h in scored]
     out = []
     for h, text_, rel in zip(scored, texts, relevance(texts, ctx.run.goal, ctx.task)):
-        feasible = judge_feasibility(f"{text_} {h.rationale}", h.files, h.knobs, ctx.task)
+        feasible = judge_feasibility(f"{text_} {h.rationale}", h.files, h.knobs, ctx.task, change=h.change)
         out.append(h.model_copy(update={
             "relevance": rel, "feasibility": feasible.score, "feasibility_reason": feasible.reason,
             "score": selection_score(feasible.score, rel, h.novelty), "source": source,

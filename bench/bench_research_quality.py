@@ -7,10 +7,10 @@ e.g. every stage on `endpoint = "local"` with `model = "/var/tmp/gguf/qwen2.5-co
 Then it measures each run by code (src/nanoresearch/evaluation/quality.py) and prints the figures
 next to the issue's aims. With --runs it measures runs that already exist under --home instead.
 
-Seeds: `nanoresearch run` takes no seed, so seed s is given as NANORESEARCH_POLICY__SEED=s, the seed
-`eval run` gives each lane (the planner adapter's). Stage models decode at their configured
-temperature (0 by default: greedy), and the embedded model samples with a fixed generator seed, so
-runs of one task differ across seeds only where a model or a trial is not deterministic.
+Seeds: seed s is given as NANORESEARCH_LLM__SEED=s (the sampling seed of every model call) and
+NANORESEARCH_POLICY__SEED=s (the planner adapter's, as `eval run` gives each lane). Stage models
+decode at their configured temperature (0 by default: greedy), so runs of one task differ across
+seeds only when the config gives the stages a temperature above 0.
 
     python bench/bench_research_quality.py --config qwen-1.5b.toml --seeds 5 --json-out quality.json
     python bench/bench_research_quality.py --tasks examples/tasks/digits-classifier --seeds 1 --budget trials=5
@@ -117,7 +117,8 @@ def run_and_measure(task: Path, seed: int, root: Path, args: argparse.Namespace)
     home.mkdir(parents=True, exist_ok=True)
     if args.config is not None:
         shutil.copyfile(args.config, home / "config.toml")
-    env = {**os.environ, "NANORESEARCH_HOME": str(home), "NANORESEARCH_POLICY__SEED": str(seed)}
+    env = {**os.environ, "NANORESEARCH_HOME": str(home), "NANORESEARCH_POLICY__SEED": str(seed),
+           "NANORESEARCH_LLM__SEED": str(seed)}
     before = set(run_ids(home))
     command = [*CLI, "run", GOALS[task.resolve().name], "--task", str(task.resolve()), "--offline",
                "--corpus", str(CORPUS), "--budget", args.budget, "--yes"]

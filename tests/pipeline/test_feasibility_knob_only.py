@@ -45,3 +45,12 @@ def test_the_stored_hypothesis_names_each_file_and_knob_once() -> None:
     stored = ScoredHypothesis(title=TITLE, statement="More iterations let the solver converge.", rationale="The solver stops early.",
                               change="MAX_ITER = 20", files=FILES, knobs=["MAX_ITER", "MAX_ITER"], novelty=0.5)
     assert (stored.files, stored.knobs) == (["data.py"], ["MAX_ITER"])
+
+
+def test_a_result_measured_on_the_held_out_split_does_not_change_the_split() -> None:
+    # The 1.5B's statement was refused as "needs 'held-out split'".
+    text = ("Increase the number of training iterations to 20. The increased number of training iterations will allow "
+            "the model to learn more complex patterns and improve its accuracy on the held-out split. MAX_ITER = 20")
+    assert judge_feasibility(text, ["train.py"], ["MAX_ITER"], TASK, change="MAX_ITER = 20").score > 0
+    for changes_it in ("use a larger held-out split", "change the train-test split to 90/10"):
+        assert judge_feasibility(changes_it, ["train.py"], [], TASK, change=changes_it).score == 0, changes_it

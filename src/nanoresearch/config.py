@@ -405,7 +405,7 @@ def init_config_file(home: Path | None = None, force: bool = False) -> Path:
         "# variables (nested with __, e.g. NANORESEARCH_STAGES__WRITING__MODEL) < CLI flags.\n"
         "# API keys are never stored here: each endpoint names the variable that holds its key.\n\n"
     )
-    path.write_text(header + tomli_w.dumps(body), encoding="utf-8")
+    path.write_text(header + tomli_w.dumps(_without_none(body)), encoding="utf-8")
     return path
 
 

@@ -129,3 +129,27 @@ def test_the_value_a_trial_set_may_be_typed_but_no_other(
 
     assert "set max\\_iter to 100." in files.tex.read_text()
     assert files.removed_sentences == ["Another run used 500 iterations."]
+
+
+# The recorded Qwen2.5-Coder-1.5B run's abstract, of a run whose two edits raised max_iter and both ran.
+QWEN_FABRICATIONS = [
+    "The proposed edit failed due to crashes during training.",
+    "A different kernel type was also tested.",
+    "We also applied data augmentation and early stopping.",
+]
+
+
+@pytest.mark.parametrize("sentence", QWEN_FABRICATIONS)
+def test_a_crash_or_a_technique_no_trial_tried_is_not_on_the_sheet(sentence: str, context: FactContext) -> None:
+    assert unsupported_fact(sentence, context) is not None
+
+
+def test_a_crash_may_be_told_when_a_trial_on_the_sheet_failed(context: FactContext) -> None:
+    assert unsupported_fact(QWEN_FABRICATIONS[0], context.model_copy(update={"crashed": True})) is None
+
+
+def test_a_technique_may_be_suggested_or_cited(context: FactContext) -> None:
+    assert unsupported_fact("Future work could try an RBF kernel.", context) is None
+    assert unsupported_fact(r"Support-vector networks map inputs through a kernel \cite{cortes1995support}.",
+                            context.model_copy(update={"papers": {"cortes1995support": "Support-Vector Networks with a polynomial kernel"}})) is None  # fmt: skip
+    assert "the technique kernel" in (unsupported_fact(QWEN_FABRICATIONS[1], context) or "")

@@ -63,6 +63,17 @@ def test_a_comparison_its_own_numbers_contradict_goes_even_in_a_successful_run(p
     assert unbacked_claim("The error of 0.2 is lower than 0.1.", positive) is not None
 
 
+def test_a_run_whose_change_won_may_not_say_it_failed(positive: ClaimContext, negative: ClaimContext) -> None:
+    # The recorded 1.5B run's abstract: its first edit crashed, the debugger's repair of it was kept.
+    sentence = "However, this approach failed due to crashes."
+    assert unbacked_claim(sentence, positive) == (
+        "says our change failed ('failed'), but results.json shows a kept change that beat the baseline"
+    )
+    assert unbacked_claim(sentence, negative) is None
+    assert unbacked_claim("The first edit failed to run; the debugger repaired it.", positive) is None
+    assert unbacked_claim("The modification did not improve the accuracy.", positive) is not None
+
+
 def test_significance_is_claimed_only_when_the_test_found_it(negative: ClaimContext, positive: ClaimContext) -> None:
     sentence = "The difference to the baseline is statistically significant."
 

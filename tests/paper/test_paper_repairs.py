@@ -49,6 +49,17 @@ def test_markdown_becomes_the_latex_the_guard_keeps() -> None:
     ]
 
 
+def test_a_heading_run_into_the_prose_becomes_a_subsection() -> None:
+    # The recorded 1.5B run's introduction: an inline "## Contributions" reached the PDF as \#\#.
+    text, changes = markdown_to_latex("We study the digits. ## Contributions We raise the solver's cap. It converges.")
+    assert text == "We study the digits.\n\n\\subsection{Contributions}\n\nWe raise the solver's cap. It converges."
+    assert changes == ["Markdown heading '## Contributions' made a subsection"]
+    text, _ = markdown_to_latex("Prior work is short. ## Related Work Prior studies used kernels.")
+    assert "\\subsection{Related Work}" in text and "\nPrior studies used kernels." in text
+    assert "#" not in markdown_to_latex("We end here. ## Results")[0]
+    assert markdown_to_latex("Issue 5 ## is not a heading")[0] == "Issue 5 ## is not a heading"
+
+
 def test_plain_prose_is_left_alone() -> None:
     prose = "Accuracy is 2 * 3 times nothing; see \\emph{x} and \\cite{a}."
     assert markdown_to_latex(prose) == (prose, [])

@@ -11,7 +11,7 @@ from helpers import ScriptedProvider
 from nanoresearch.knowledge.memory import Memory
 from nanoresearch.knowledge.skillbank import SkillBank
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
-from nanoresearch.pipeline.coevolution.distill import distill_skills
+from nanoresearch.pipeline.coevolution.distill import SkillCandidates, distill_skills
 from nanoresearch.pipeline.coevolution.recall import count_uses
 from nanoresearch.pipeline.coevolution.reflect import file_record, reflect_run
 from nanoresearch.pipeline.orchestrator import STAGES, Unattended, run_pipeline, run_stage
@@ -122,6 +122,18 @@ def test_distillation_drops_a_duplicate_merges_a_variant_and_adds_a_new_skill(ma
     new = SkillBank(ctx.settings, ctx.store).get_skill("cite-primary-sources")
     assert new.provenance[0].trial_ids == [trial.id] and new.visibility == "private"
     assert len(SkillBank(ctx.settings, ctx.store).list_skills()) == 3
+
+
+def test_a_skill_name_in_camel_case_or_snake_case_is_spelled_by_code_not_refused() -> None:
+    # The recorded 1.5B run answered "IncreaseTrainingIterations" three times to a pattern it never met.
+    draft = {"description": "When the solver stops early.", "stages": ["planning"], "procedure": "1. Raise max_iter tenfold. 2. Rerun."}
+    names = ["IncreaseTrainingIterations", "tune_solver  iterations!", "raise-max-iter"]
+    parsed = SkillCandidates.model_validate({"skills": [{**draft, "name": name} for name in names]})
+    assert [s.name for s in parsed.skills] == ["increase-training-iterations", "tune-solver-iterations", "raise-max-iter"]
+    schema = SkillCandidates.model_json_schema()["$defs"]["SkillDraft"]["properties"]["name"]
+    assert "pattern" not in schema and "hyphens" in schema["description"]
+    with pytest.raises(ValueError, match="at least one letter"):
+        SkillCandidates.model_validate({"skills": [{**draft, "name": "!!"}]})
 
 
 def test_a_run_with_nothing_that_worked_distils_nothing(make_context) -> None:

@@ -8,7 +8,9 @@ guarantees.
 
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,17 @@ def load_llama(gguf: Path, hf_folder: Path, threads: int) -> LoadedModel:
 
     threads = threads or os.cpu_count() or 1
     llama = Llama(model_path=str(gguf), n_ctx=CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads, verbose=False)
+    # Freed before interpreter teardown: llama_cpp's own __del__ then finds its C bindings gone
+    # and prints a traceback at the end of every process that loaded a GGUF.
+    atexit.register(_close_if_alive, weakref.ref(llama))
     tokenizer = AutoTokenizer.from_pretrained(hf_folder)
     return LoadedModel(tokenizer=tokenizer, model=llama, stop_ids=stop_ids_of(hf_folder, tokenizer), engine="llama_cpp")
+
+
+def _close_if_alive(ref: weakref.ref[Any]) -> None:
+    llama = ref()
+    if llama is not None:
+        llama.close()
 
 
 class LlamaCppStepper:

@@ -34,6 +34,14 @@ _HEDGE = re.compile(
     r"\b(?:hypothes\w*|expect\w*|whether|if|may|might|could|would|aims?|goal|question|test(?:s|ed)? if)\b", re.I
 )
 _SIGNIFICANT = re.compile(r"\b(?:statistically\s+)?significant(?:ly)?\b", re.I)
+# "However, this approach failed due to crashes." of a run whose debugged edit was kept: a failure of
+# our change, told when results.json shows it won. A trial that "failed to run" is a true crash.
+_OUR_CHANGE_FAILED = re.compile(
+    r"\b(?:approach|method|hypothesis|change|edit|modification)\b[^.;]{0,60}?"
+    r"\b(?P<word>fail(?:ed|s)(?!\s+to\s+(?:run|execute|start|compile|import|load))|was unsuccessful"
+    r"|did not (?:improve|work|help))\b",
+    re.I,
+)
 _ABOUT_RESULTS = re.compile(r"\\Res[A-Z]|\b(?:difference|improv\w*|baseline|result|accura\w*|score)", re.I)
 
 
@@ -125,6 +133,10 @@ def unbacked_claim(sentence: str, context: ClaimContext) -> str | None:
         claim = next((m for m in _improvement(context).finditer(sentence) if not negated(sentence, m.start())), None)
         if claim:
             return f"claims an improvement ('{claim.group(0)}'), but results.json shows no kept change that beat the baseline"
+    if context.success and not _HEDGE.search(sentence):
+        failure = _OUR_CHANGE_FAILED.search(sentence)
+        if failure:
+            return f"says our change failed ('{failure['word']}'), but results.json shows a kept change that beat the baseline"
     if not context.significant and _ABOUT_RESULTS.search(sentence):
         claim = next((m for m in _SIGNIFICANT.finditer(sentence) if not negated(sentence, m.start())), None)
         if claim:

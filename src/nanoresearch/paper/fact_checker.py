@@ -1,9 +1,10 @@
-"""Prose that states a fact the fact sheet does not hold is removed: a dataset, a model family, a size.
+"""Prose that states a fact the fact sheet does not hold is removed: a dataset, a model family, a
+technique, a size, a crash.
 
 A small model writing about a logistic regression on the 1,797 UCI digits tends to write about a
 CNN on MNIST with 60,000 images, because that is what most papers it read were about. The number
 guard already drops typed numbers; this checker drops the named things. A sentence may name a
-dataset or model family only when the fact sheet names it, or when a paper the sentence cites
+dataset, model family or technique only when the fact sheet names it, or when a paper the sentence cites
 names it (related work describes other people's work), and may state a count of images, layers,
 epochs... only when the sheet holds that count.
 
@@ -75,7 +76,25 @@ ENTITIES = _entities(
         "k-nearest neighbours": ["k-nearest neighbors", "kNN", "KNeighbors", "nearest neighbour", "nearest neighbor"],
         "naive Bayes": [], "logistic regression": [], "linear regression": [],
     },
+) + _entities(
+    # What a trial could have tried: the recorded 1.5B run's abstract said "a different kernel type was
+    # also tested" of a run whose only edits raised max_iter.
+    "technique",
+    {
+        "kernel": ["kernel trick", "kernel type", "RBF"], "dropout": [], "data augmentation": ["augmentation"],
+        "batch normalization": ["batch norm", "batchnorm", "batch normalisation"], "early stopping": [],
+        "learning rate schedule": ["learning rate decay", "cosine annealing", "warmup"],
+        "ensemble": ["ensembling", "bagging"], "principal component analysis": ["PCA"],
+        "cross-validation": ["cross validation", "k-fold"], "weight decay": [],
+        "transfer learning": ["pre-trained", "pretrained", "fine-tuning", "fine-tuned"],
+        "grid search": ["hyperparameter search"], "feature scaling": ["standardization", "StandardScaler"],
+    },
 )  # fmt: skip
+
+# A trial that "crashed" or "raised an error": true only when one on the sheet failed.
+_CRASH = re.compile(
+    r"\b(?:crash\w*|segfault\w*|tracebacks?|errored|(?:runtime|run-time) errors?|out of memory)\b", re.I
+)
 
 
 def normalise(text: str) -> str:
@@ -135,6 +154,7 @@ class FactContext(BaseModel):
     sizes: set[str]  # counts of things the sheet states, as _count writes them: "1797", "360"
     knobs: dict[str, set[str]] = {}  # knob name -> its values: count what the name says ("MAX_ITER": iterations)
     papers: dict[str, str] = {}  # key -> title, abstract and verified claims
+    crashed: bool = False  # some trial on the sheet failed to run
 
     def states_size(self, count: str, what: str) -> bool:
         if count in self.sizes:
@@ -156,6 +176,8 @@ def unsupported_fact(sentence: str, context: FactContext) -> str | None:
     if missing:
         where = "the fact sheet or the papers it cites" if cited_keys(sentence) else "the fact sheet"
         return f"names {', '.join(f'the {e.kind} {e.name}' for e in missing)}, which {where} does not"
+    if not context.crashed and not cited_keys(sentence) and _CRASH.search(prose_only(sentence)):
+        return "says something crashed or raised an error, but every trial on the fact sheet ran"
     for phrase, what, counts in stated_sizes(sentence):
         if not all(context.states_size(count, what) for count in counts):
             return f"states the size '{phrase}', which is not on the fact sheet"

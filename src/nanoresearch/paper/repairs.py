@@ -16,6 +16,11 @@ from nanoresearch.paper.latex import latex_escape
 
 EMPTY_NOTE = "\\emph{(No text of this section passed the paper's checks: checks.json lists what was removed and why.)}"
 _HEADING = re.compile(r"[ \t]*#{1,6}[ \t]+(?P<title>.*?)[ \t#]*")
+# "... as shown. ## Contributions We propose ...": a heading the model ran into its prose.
+_INLINE_HEADING = re.compile(r"(?<=[.!?:])[ \t]+#{1,6}[ \t]+")
+# The title is the capitalised words before the one that starts the next sentence ("Related Work Prior studies").
+_TITLE_THEN_PROSE = re.compile(r"(?P<title>(?:[A-Z][\w-]*[ \t]+){1,5}?)(?P<prose>[A-Z][\w-]*[ \t]+[a-z].*)")
+MAX_TITLE_WORDS = 6
 _BULLET = re.compile(r"[ \t]*(?:[-*+•]|\d{1,2}[.)])[ \t]+(?P<item>\S.*)")
 _FENCE = re.compile(r"[ \t]*(?:```|~~~)")
 _BOLD = re.compile(r"\*\*(?=\S)(?P<text>[^*\n]+?)(?<=\S)\*\*|__(?=\S)(?P<under>[^_\n]+?)(?<=\S)__")
@@ -52,7 +57,7 @@ def _block_markdown(lines: list[str]) -> tuple[list[str], list[str]]:
     changes: list[str] = []
     items: list[str] = []
     in_code = False
-    for line in lines:
+    for line in [part for whole in lines for part in _split_inline_headings(whole)]:
         if _FENCE.match(line):
             if not in_code:
                 changes.append("a Markdown code block removed")
@@ -77,6 +82,19 @@ def _block_markdown(lines: list[str]) -> tuple[list[str], list[str]]:
         out.append(" ".join(items))
         changes.append(f"a Markdown list of {len(items)} item(s) written as sentences")
     return out, changes
+
+
+def _split_inline_headings(line: str) -> list[str]:
+    """A heading run into a line of prose put on its own line, the prose after it on the next."""
+    first, *headed = _INLINE_HEADING.split(line)
+    parts = [first]
+    for rest in headed:
+        if len(rest.split()) <= MAX_TITLE_WORDS and not _FINISHED.search(rest):
+            parts.append(f"## {rest}")
+            continue
+        split = _TITLE_THEN_PROSE.fullmatch(rest)
+        parts += [f"## {split['title'].strip()}", split["prose"]] if split else [rest]
+    return parts
 
 
 def _as_sentence(item: str) -> str:

@@ -96,6 +96,7 @@ def prose_context(results: Results, papers: list[Paper], sheet: FactSheet | None
             sizes={str(size.count) for size in sheet.sizes},
             knobs=sheet.knob_values(),
             papers=texts,
+            crashed=any(trial.failure for trial in sheet.trials),
         )
     return ProseContext(
         keys={bib_key(paper) for paper in papers},

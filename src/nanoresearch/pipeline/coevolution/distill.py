@@ -17,12 +17,13 @@ lists each candidate and what became of it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from difflib import SequenceMatcher
 from functools import partial
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, ValidationError
 
 from nanoresearch.errors import EndpointUnavailableError, LLMError
 from nanoresearch.knowledge.skillbank import SkillBank
@@ -37,8 +38,27 @@ RELATED = 0.6
 DIFF_CHARS = 1200
 
 
+def skill_slug(name: str) -> str:
+    """`IncreaseTrainingIterations` or `tune_solver iterations` -> `increase-training-iterations`.
+
+    The schema asks for a hyphenated name in words, not by a pattern: a 1.5B model named its
+    skill in CamelCase on every try, the pattern refused all three (380 s of a recorded run),
+    and the spelling of a name is not worth a model call.
+    """
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", name.strip())
+    slug = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")[:48].rstrip("-")
+    if not slug:
+        raise ValueError("a skill name needs at least one letter or digit")
+    return slug
+
+
 class SkillDraft(BaseModel):
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=48)]
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=60),
+        Field(description="lowercase words joined by hyphens"),
+        AfterValidator(skill_slug),
+    ]
     description: Annotated[str, StringConstraints(min_length=10, max_length=200)]
     stages: list[Literal[STAGE_NAMES]] = Field(min_length=1, max_length=2)  # type: ignore[valid-type]
     tags: list[Annotated[str, StringConstraints(min_length=2, max_length=30)]] = Field(default_factory=list, max_length=4)

@@ -56,5 +56,8 @@ def test_a_recorded_run_of_a_1_5b_model_replays_and_its_artifacts_pass_the_resea
     assert quality.citations.cited > 0 and quality.citations.cited_without_entry == 0
     # Clean memory: nothing the user did not say, no dead end that was never tested.
     assert quality.memory.invented_preferences == [] and quality.memory.untested_dead_ends == []
+    # A skill distilled from the kept trial on the first try, its CamelCase name spelled by code.
+    (skills,) = home.glob("users/*/runs/*/skills.json")
+    assert [o["decision"] for o in json.loads(skills.read_text())["outcomes"]] == ["new"]
     # The degenerate planner plans were caught and labelled, not passed off as sound.
     assert quality.degenerate_by_stage.get("planner", 0) > 0

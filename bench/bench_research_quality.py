@@ -178,7 +178,7 @@ def number(value: float | None) -> str:
 
 
 def print_rows(measured: list[Measured]) -> None:
-    print("runs (props: proposals made / applied / ran; claims: verified / dropped; cites: in paper / "
+    print("runs (props: proposals made / applied / ran / caught before running; claims: verified / dropped; cites: in paper / "
           "references.bib / retrieved; mem: records by type, E = with evidence; inv: invented preferences; "
           "dead: untested dead ends; degen: degenerate outputs caught; coevo: planner + memory share of model time)")
     header = (f"{'task':<20} {'seed':>4} {'run':<26} {'status':<14} {'exit':>4} {'props':>8} {'applied':>7} {'ran':>5} "
@@ -191,7 +191,7 @@ def print_rows(measured: list[Measured]) -> None:
         memory = ", ".join(f"{kind} {n}" for kind, n in sorted(q.memory.by_type.items())) or "none"
         seed = "-" if m.seed is None else str(m.seed)
         code = "-" if m.exit_code is None else str(m.exit_code)
-        print(f"{m.task:<20} {seed:>4} {q.run_id:<26} {q.status[:14]:<14} {code:>4} {f'{p.made}/{p.applied}/{p.ran}':>8} "
+        print(f"{m.task:<20} {seed:>4} {q.run_id:<26} {q.status[:14]:<14} {code:>4} {f'{p.made}/{p.applied}/{p.ran}/{p.caught}':>8} "
               f"{percent(p.applied_share):>7} {percent(p.ran_share):>5} {number(q.improvement):>8} "
               f"{'yes' if q.success else 'no':>4} {f'{q.claims_verified}/{q.claims_dropped}':>6} "
               f"{'yes' if q.paper else 'no':>5} {len(q.unsupported_facts) if q.paper else '-':>5} "

@@ -228,7 +228,7 @@ def test_the_bench_prints_the_table_of_an_existing_run(replayed: tuple[Path, str
     (row,) = [line for line in result.stdout.splitlines() if run_id in line]
     quality = measured(home, run_id)
     p = quality.proposals
-    assert row.split()[:2] == ["digits-classifier", "-"] and f"{p.made}/{p.applied}/{p.ran}" in row.split()
+    assert row.split()[:2] == ["digits-classifier", "-"] and f"{p.made}/{p.applied}/{p.ran}/{p.caught}" in row.split()
     assert "applied_share" in result.stdout and "invented_preferences" in result.stdout
     written = json.loads((tmp_path / "q.json").read_text())
     assert RunQuality.model_validate(written["runs"][0]["quality"]) == quality

@@ -53,15 +53,43 @@ def test_each_failure_label_is_produced_for_real(store, tiny_task, tmp_path, lin
 
 def test_a_crash_is_repaired_by_the_debugger(store, tiny_task, tmp_path):
     provider = ScriptedProvider(
-        proposal("bigger", ("VALUE = 1", "VALUE = 7 +")),
-        proposal("fix the syntax error", ("VALUE = 7 +", "VALUE = 7")),
+        proposal("bigger", ("VALUE = 1", 'VALUE = int("seven")')),
+        proposal("fix the conversion", ('VALUE = int("seven")', "VALUE = 7")),
     )
     loop = make_loop(store, tiny_task, provider, Budget(trials=3), tmp_path, max_debug=1)
     loop.run()
     _, crashed, fixed = store.trials(loop.run_id)
-    assert crashed.failure == "crash" and "SyntaxError" in crashed.logs_tail
+    assert crashed.failure == "crash" and "ValueError" in crashed.logs_tail
     assert (fixed.proposer, fixed.parent_id, fixed.score, fixed.kept) == ("debugger", crashed.id, 7.0, True)
-    assert "SyntaxError" in provider.history[1].messages[-1].content
+    assert "ValueError" in provider.history[1].messages[-1].content
+
+
+def test_a_crash_code_can_see_is_repaired_before_it_costs_a_trial(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(
+        proposal("bigger", ("VALUE = 1", "VALUE = SEVEN")),
+        proposal("define it", ("VALUE = SEVEN", "SEVEN = 7\nVALUE = SEVEN")),
+    )
+    loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path, max_debug=0)
+    loop.run()
+    baseline, refused, repaired = store.trials(loop.run_id)
+    assert (refused.failure, refused.job_id) == ("bad_proposal", None)
+    assert "line 2: undefined name 'SEVEN'" in refused.detail
+    assert "undefined name 'SEVEN'" in provider.history[1].messages[-1].content  # what the repair was asked with
+    assert (repaired.parent_id, repaired.proposer, repaired.score, repaired.kept) == (baseline.id, refused.proposer, 7.0, True)
+    assert "+SEVEN = 7" in repaired.diff and "+VALUE = SEVEN" in repaired.diff  # the edit and its repair, from the baseline
+    assert spent(store, loop.user_id, loop.run_id).trials == 2  # the baseline and the repaired edit: nothing ran that crashed
+
+
+def test_a_repair_that_still_would_crash_is_not_run(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(
+        proposal("bigger", ("VALUE = 1", "VALUE = SEVEN")),
+        proposal("still undefined", ("VALUE = SEVEN", "VALUE = EIGHT")),
+    )
+    loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path, max_debug=0, max_stalled=2)
+    loop.run()
+    _, refused, repaired = store.trials(loop.run_id)[:3]
+    assert repaired.failure == "bad_proposal" and "even repaired, it would crash" in repaired.detail
+    assert not any(t.job_id for t in store.trials(loop.run_id)[1:])
 
 
 def test_running_past_the_budget_share_is_budget_overrun(store, tiny_task, tmp_path):
@@ -132,7 +160,7 @@ def test_a_batch_asks_for_no_more_proposals_than_trials_left(store, tiny_task, t
 
 
 def test_no_repair_is_asked_for_that_the_budget_cannot_run(store, tiny_task, tmp_path):
-    provider = ScriptedProvider(proposal("bigger", ("VALUE = 1", "VALUE = 7 +")))
+    provider = ScriptedProvider(proposal("bigger", ("VALUE = 1", 'VALUE = int("seven")')))
     budget = Budget(trials=2)
     loop = make_loop(store, tiny_task, provider, budget, tmp_path, max_debug=1)
     loop.run()

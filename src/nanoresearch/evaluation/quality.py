@@ -41,6 +41,7 @@ from nanoresearch.profile import load_profile
 from nanoresearch.store import Store
 from nanoresearch.store.knowledge_models import MemoryRecord
 from nanoresearch.store.models import Run, Trial
+from nanoresearch.trials import preflight
 from nanoresearch.trials.task import load_task
 
 # Call label -> what the call is for: the co-evolution around the stages. The analysis stage itself
@@ -65,6 +66,7 @@ class Proposals(BaseModel):
     made: int = 0
     applied: int = 0  # the edit matched the recipe and changed it (the trial has a diff)
     ran: int = 0  # the trial's job was started, whatever its score
+    caught: int = 0  # refused before running: code saw the edit would crash (trials/preflight.py)
     applied_share: float | None = None
     ran_share: float | None = None
 
@@ -162,8 +164,9 @@ def count_proposals(trials: list[Trial]) -> Proposals:
     proposed = [t for t in trials if t.proposer != "baseline" and not t.proposer.startswith(MATRIX_PROPOSER)]
     applied = sum(1 for t in proposed if t.diff.strip())
     ran = sum(1 for t in proposed if t.job_id)
-    return Proposals(made=len(proposed), applied=applied, ran=ran, applied_share=share(applied, len(proposed)),
-                     ran_share=share(ran, len(proposed)))
+    caught = sum(1 for t in proposed if t.failure == "bad_proposal" and preflight.MARK in t.detail)
+    return Proposals(made=len(proposed), applied=applied, ran=ran, caught=caught,
+                     applied_share=share(applied, len(proposed)), ran_share=share(ran, len(proposed)))
 
 
 # ---------------------------------------------------------------- the paper

@@ -38,10 +38,11 @@ from nanoresearch.llm.local_model import DEFAULT_MODEL
 from nanoresearch.llm.sizes import is_small_model
 from nanoresearch.store import Store
 from nanoresearch.store.models import Trial
-from nanoresearch.trials import lineage
+from nanoresearch.trials import lineage, preflight
 from nanoresearch.trials.evaluate import run_evaluator
 from nanoresearch.trials.legality import DiffError, check_edit, make_diff, restore, revert_diff, snapshot
 from nanoresearch.trials.proposals import (
+    Edit,
     EditError,
     Proposal,
     Specialist,
@@ -187,19 +188,49 @@ class TrialLoop:
         return self.ask_and_prepare(parent, specialist.name, prompt, specialist.files)
 
     def ask_and_prepare(self, parent: Trial | None, proposer: str, prompt: str, files: list[str]) -> Trial:
-        prompt = portable(prompt, {str(self.workspace): "<run>", str(self.task.folder): "<task>"})
-        schema = proposal_schema(editable_lines(self.code_dir(parent), files) if self.lines_only_model() else None)
         try:
-            reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema, max_tokens=self.answer_room(),
-                                      seed=self.proposal_seed())
-            proposal = Proposal.model_validate(reply.parsed)
+            proposal = self.ask(prompt, self.code_dir(parent), files)
         except EndpointUnavailableError:
             raise  # the server is down, not the model weak: the run pauses and no trial is charged
         except LLMError as exc:
             trial = self.store.add_trial(self.new_trial(parent, proposer, "(no valid proposal)"))
             return self.finish(trial, "bad_proposal", f"the model gave no usable proposal: {exc.message}")
         trial = self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
-        return self.unless_tried(trial)
+        return self.unless_tried(self.checked_before_running(trial, parent, proposal.edits, files))
+
+    def ask(self, prompt: str, code: Path, files: list[str]) -> Proposal:
+        """A proposal for edits to the files of `files` in `code`."""
+        prompt = portable(prompt, {str(self.workspace): "<run>", str(self.task.folder): "<task>"})
+        schema = proposal_schema(editable_lines(code, files) if self.lines_only_model() else None)
+        reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema, max_tokens=self.answer_room(),
+                                  seed=self.proposal_seed())
+        return Proposal.model_validate(reply.parsed)
+
+    def checked_before_running(self, trial: Trial, parent: Trial | None, edits: list[Edit], files: list[str]) -> Trial:
+        """An edit that code can see would crash (a syntax error, an undefined name, a module that does not
+        exist) is not run: the model is asked once to repair it, and the repair, if it passes, runs instead.
+        Either way no trial is spent on a crash known in advance."""
+        if trial.status != "proposed":
+            return trial
+        found = preflight.problems(Path(trial.workdir), files, imports=self.executor.name == "local")
+        if not found:
+            return trial
+        self.finish(trial, "bad_proposal", f"it would crash ({preflight.MARK}): " + "; ".join(found))
+        prompt = repair_prompt(numbered(self.code_dir(trial), files), "\n".join(found),
+                               "a check before running found it would crash", trial.hypothesis)
+        try:
+            repair = self.ask(prompt, self.code_dir(trial), files)
+        except EndpointUnavailableError:
+            raise
+        except LLMError:
+            return trial
+        repaired = self.prepare(parent, trial.proposer, trial.hypothesis, edits, files, then=repair.edits)
+        if repaired.status != "proposed":
+            return repaired
+        left_over = preflight.problems(Path(repaired.workdir), files, imports=self.executor.name == "local")
+        if left_over:
+            return self.finish(repaired, "bad_proposal", f"even repaired, it would crash ({preflight.MARK}): " + "; ".join(left_over))
+        return repaired
 
     def proposal_seed(self) -> int | None:
         """The sampling seed of the next proposal; None: the run's (`[llm] seed`)."""
@@ -237,13 +268,16 @@ class TrialLoop:
             return self.finish(trial, "bad_proposal", f"the same edit was already tried as trial {same.id}")
         return trial
 
-    def prepare(self, parent: Trial | None, proposer: str, hypothesis: str, edits: list, files: list[str] | None = None) -> Trial:
+    def prepare(self, parent: Trial | None, proposer: str, hypothesis: str, edits: list[Edit],
+                files: list[str] | None = None, then: list[Edit] | None = None) -> Trial:
+        """A trial of `edits` (and `then`, edits of the edited code) on the parent's recipe, checked for legality."""
         trial = self.store.add_trial(self.new_trial(parent, proposer, hypothesis))
         workdir = self.trial_dir(trial) / "work"
         self.materialize(workdir, parent)
         trial.workdir = str(workdir)
         try:
-            touched = apply_edits(workdir, files or self.files, edits) if edits else []
+            touched = sorted({name for step in (edits, then or []) if step
+                              for name in apply_edits(workdir, files or self.files, step)})
         except EditError as exc:
             return self.finish(trial, "bad_proposal", str(exc))  # the model named a line that is not there
         trial.diff = make_diff(self.code_dir(parent), workdir, self.files)

@@ -73,8 +73,8 @@ def test_a_crash_code_can_see_is_repaired_before_it_costs_a_trial(store, tiny_ta
     loop.run()
     baseline, refused, repaired = store.trials(loop.run_id)
     assert (refused.failure, refused.job_id) == ("bad_proposal", None)
-    assert "line 2: undefined name 'SEVEN'" in refused.detail
-    assert "undefined name 'SEVEN'" in provider.history[1].messages[-1].content  # what the repair was asked with
+    assert "line 2: NameError: name 'SEVEN' is not defined" in refused.detail
+    assert '"train.py", line 2\n    VALUE = SEVEN\nNameError' in provider.history[1].messages[-1].content  # asked as a traceback
     assert (repaired.parent_id, repaired.proposer, repaired.score, repaired.kept) == (baseline.id, refused.proposer, 7.0, True)
     assert "+SEVEN = 7" in repaired.diff and "+VALUE = SEVEN" in repaired.diff  # the edit and its repair, from the baseline
     assert spent(store, loop.user_id, loop.run_id).trials == 2  # the baseline and the repaired edit: nothing ran that crashed
@@ -226,3 +226,18 @@ def test_only_a_small_local_model_is_held_to_the_recipes_lines(store, tiny_task,
     loop.run()
     find = provider.history[0].json_schema["$defs"]["Edit"]["properties"]["find"]
     assert ("VALUE = 1" in find.get("enum", [])) is held_to_lines
+
+
+def test_an_edit_refused_before_running_is_not_repaired_again_when_proposed_again(store, tiny_task, tmp_path):
+    provider = ScriptedProvider(
+        proposal("bigger", ("VALUE = 1", "VALUE = SEVEN")),
+        proposal("a repair that does not repair", ("VALUE = SEVEN", "VALUE = EIGHT")),
+        proposal("bigger", ("VALUE = 1", "VALUE = SEVEN")),
+        proposal("bigger still", ("VALUE = 1", "VALUE = 9")),
+    )
+    loop = make_loop(store, tiny_task, provider, Budget(trials=2), tmp_path, max_debug=0)
+    loop.run()
+    _, refused, bad_repair, again, ran = store.trials(loop.run_id)
+    assert bad_repair.failure == "bad_proposal" and "even repaired" in bad_repair.detail
+    assert again.failure == "bad_proposal" and f"already tried as trial {refused.id}" in again.detail
+    assert len(provider.history) == 4 and (ran.score, ran.kept) == (9.0, True)  # no second repair was asked for

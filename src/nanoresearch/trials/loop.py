@@ -196,7 +196,7 @@ class TrialLoop:
             trial = self.store.add_trial(self.new_trial(parent, proposer, "(no valid proposal)"))
             return self.finish(trial, "bad_proposal", f"the model gave no usable proposal: {exc.message}")
         trial = self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
-        return self.unless_tried(self.checked_before_running(trial, parent, proposal.edits, files))
+        return self.checked_before_running(self.unless_tried(trial), parent, proposal.edits, files)
 
     def ask(self, prompt: str, code: Path, files: list[str]) -> Proposal:
         """A proposal for edits to the files of `files` in `code`."""
@@ -215,8 +215,8 @@ class TrialLoop:
         found = preflight.problems(Path(trial.workdir), files, imports=self.executor.name == "local")
         if not found:
             return trial
-        self.finish(trial, "bad_proposal", f"it would crash ({preflight.MARK}): " + "; ".join(found))
-        prompt = repair_prompt(numbered(self.code_dir(trial), files), "\n".join(found),
+        self.finish(trial, "bad_proposal", f"it would crash ({preflight.MARK}): " + "; ".join(map(str, found)))
+        prompt = repair_prompt(numbered(self.code_dir(trial), files), "\n".join(p.as_traceback() for p in found),
                                "a check before running found it would crash", trial.hypothesis)
         try:
             repair = self.ask(prompt, self.code_dir(trial), files)
@@ -229,8 +229,8 @@ class TrialLoop:
             return repaired
         left_over = preflight.problems(Path(repaired.workdir), files, imports=self.executor.name == "local")
         if left_over:
-            return self.finish(repaired, "bad_proposal", f"even repaired, it would crash ({preflight.MARK}): " + "; ".join(left_over))
-        return repaired
+            return self.finish(repaired, "bad_proposal", f"even repaired, it would crash ({preflight.MARK}): " + "; ".join(map(str, left_over)))
+        return self.unless_tried(repaired)
 
     def proposal_seed(self) -> int | None:
         """The sampling seed of the next proposal; None: the run's (`[llm] seed`)."""
@@ -257,13 +257,14 @@ class TrialLoop:
         return settings.endpoint(stage.endpoint).kind == "local" and is_small_model(stage.model or DEFAULT_MODEL)
 
     def unless_tried(self, trial: Trial) -> Trial:
-        """A proposal that changes nothing, or repeats a diff already tried (and judged) on the same parent, is not run again."""
+        """A proposal that changes nothing, or repeats a diff already tried (and judged, or refused before
+        running) on the same parent, is not run again."""
         if trial.status != "proposed":
             return trial
         if not trial.diff.strip():
             return self.finish(trial, "bad_proposal", "the edits change nothing in the recipe")
-        same = next((t for t in self.trials() if t.id != trial.id and t.parent_id == trial.parent_id
-                     and t.diff == trial.diff and t.job_id and t.failure not in NOT_THE_EDITS_FAULT), None)
+        same = next((t for t in self.trials() if t.id != trial.id and t.parent_id == trial.parent_id and t.diff == trial.diff
+                     and (t.job_id and t.failure not in NOT_THE_EDITS_FAULT or preflight.MARK in t.detail)), None)
         if same is not None:
             return self.finish(trial, "bad_proposal", f"the same edit was already tried as trial {same.id}")
         return trial

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib.machinery
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyflakes import api, messages
@@ -21,14 +22,28 @@ from pyflakes.reporter import Reporter
 # In the detail of a proposal refused by this check (a `bad_proposal` that never ran), so counts can tell it.
 MARK = "checked before running"
 
-# What pyflakes reports that would stop the recipe, not merely look untidy.
-CERTAIN = (messages.UndefinedName, messages.UndefinedLocal, messages.UndefinedExport)
+
+@dataclass(frozen=True)
+class Problem:
+    """An error the recipe would raise at once, worded as Python would raise it."""
+
+    file: str
+    line: int
+    error: str  # e.g. "NameError: name 'X_train' is not defined"
+    code: str  # the line as written
+
+    def __str__(self) -> str:
+        return f"{self.file}, line {self.line}: {self.error}"
+
+    def as_traceback(self) -> str:
+        """As Python prints it, the line quoted: models repair from a traceback and copy `find` from its quote."""
+        return f'  File "{self.file}", line {self.line}\n    {self.code.strip()}\n{self.error}'
 
 
-def problems(workdir: Path, files: list[str], imports: bool = True) -> list[str]:
-    """Why the Python files among `files` would crash at once, one line each; empty when nothing shows.
+def problems(workdir: Path, files: list[str], imports: bool = True) -> list[Problem]:
+    """What in the Python files among `files` would fail at once; empty when nothing shows.
     `imports`: whether the trial runs on this interpreter, so that a module missing here is missing there."""
-    found: list[str] = []
+    found: list[Problem] = []
     for name in files:
         if name.endswith(".py") and (workdir / name).is_file():
             source = (workdir / name).read_text(encoding="utf-8")
@@ -37,27 +52,36 @@ def problems(workdir: Path, files: list[str], imports: bool = True) -> list[str]
 
 
 class _Collect(Reporter):
-    def __init__(self) -> None:
-        self.found: list[str] = []
+    def __init__(self, name: str, source: str) -> None:
+        self.name, self.lines = name, source.splitlines()
+        self.found: list[Problem] = []
+
+    def add(self, line: int, error: str) -> None:
+        code = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        self.found.append(Problem(self.name, line, error, code))
 
     def unexpectedError(self, filename: str, msg: str) -> None:  # noqa: N802 (pyflakes' name)
-        self.found.append(f"{filename}: {msg}")
+        self.add(0, f"SyntaxError: {msg}")
 
     def syntaxError(self, filename: str, msg: str, lineno: int, offset: int | None, text: str | None) -> None:  # noqa: N802
-        self.found.append(f"{filename}, line {lineno}: syntax error: {msg}")
+        self.add(lineno, f"SyntaxError: {msg}")
 
     def flake(self, message: messages.Message) -> None:
-        if isinstance(message, CERTAIN):
-            self.found.append(f"{message.filename}, line {message.lineno}: {message.message % message.message_args}")
+        if isinstance(message, messages.UndefinedName):
+            self.add(message.lineno, f"NameError: name {message.message_args[0]!r} is not defined")
+        elif isinstance(message, messages.UndefinedLocal):
+            self.add(message.lineno, f"UnboundLocalError: local variable {message.message_args[0]!r} "
+                                     "referenced before assignment")
 
 
-def _flakes(name: str, source: str) -> list[str]:
-    reporter = _Collect()
+def _flakes(name: str, source: str) -> list[Problem]:
+    reporter = _Collect(name, source)
     api.check(source, name, reporter)
     return reporter.found
 
 
-def _missing_imports(name: str, source: str, workdir: Path) -> list[str]:
+def _missing_imports(name: str, source: str, workdir: Path) -> list[Problem]:
+    lines = source.splitlines()
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -66,10 +90,9 @@ def _missing_imports(name: str, source: str, workdir: Path) -> list[str]:
             modules = [node.module]
         else:
             continue
-        found += [f"{name}, line {node.lineno}: no module named '{module}' is installed"
+        found += [Problem(name, node.lineno, f"ModuleNotFoundError: No module named {module!r}", lines[node.lineno - 1])
                   for module in modules if not _importable(module, workdir)]
     return found
-
 
 def _importable(module: str, workdir: Path) -> bool:
     """Whether `module` resolves on this interpreter's path or beside the recipe, by finding its files

@@ -47,8 +47,11 @@ def test_a_recorded_run_of_a_1_5b_model_replays_and_its_artifacts_pass_the_resea
         (run,) = store.list_runs(user_id)
         quality = measure_run_quality(settings, store, user_id, run)
 
-    # Edits a 1.5B model can make: every proposal applied to the recipe and ran.
-    assert quality.proposals.made >= 2 and quality.proposals.applied == quality.proposals.ran == quality.proposals.made
+    # Edits a 1.5B model can make: every proposal applied to the recipe and ran, but for the one code saw
+    # would crash (a syntax error), repaired before it ran: no trial was spent on a crash.
+    proposals = quality.proposals
+    assert proposals.made >= 3 and proposals.applied == proposals.made and proposals.caught == 1
+    assert proposals.ran == proposals.made - proposals.caught
     # An honest outcome: a kept improvement over the baseline, and a paper only then.
     assert quality.success and quality.improvement is not None and quality.improvement > 0 and quality.paper
     # Grounded writing: no fact off the sheet survives in the paper; every citation has its entry.

@@ -60,6 +60,33 @@ def test_a_heading_run_into_the_prose_becomes_a_subsection() -> None:
     assert markdown_to_latex("Issue 5 ## is not a heading")[0] == "Issue 5 ## is not a heading"
 
 
+def test_a_section_written_twice_over_is_kept_once() -> None:
+    # The re-recorded 1.5B run's introduction: cut off at the token limit and asked for the rest, the
+    # model wrote the whole section again, so the paper's introduction said everything twice.
+    first = ("# Introduction\n\n## Problem\nThe goal is to raise the accuracy of a digit classifier on the held-out split.\n\n"
+             "## Hypothesis\nMore solver iterations let the model converge and raise its accuracy on held-out digits.")
+    again = ("## Introduction\n\nThe goal is to raise the accuracy of a digit classifier on the held-out split.\n\n"
+             "## Hypothesis\nMore solver iterations let the model converge and raise its accuracy on held-out digits.\n\n"
+             "## Caveats\nOnly one recipe and one split were tried in these experiments here.")
+    text, changes = markdown_to_latex(f"{first} {again}")
+    assert text.count("The goal is to raise") == 1 and text.count("More solver iterations") == 1
+    assert text.count("\\subsection{Hypothesis}") == 1 and "\\subsection{Introduction}" not in text
+    assert "\\subsection{Caveats}\n\nOnly one recipe" in text  # what was new in the second writing stays
+    assert changes[0].startswith("a paragraph written twice removed: The goal is to raise the accuracy")
+    assert changes[1].startswith("a paragraph written twice removed: More solver iterations")
+    assert "a heading over only repeated text removed: ## Introduction" in changes
+    # a short line may be meant twice
+    assert markdown_to_latex("See the table.\n\nSee the table.")[0] == "See the table.\n\nSee the table."
+
+
+def test_a_line_of_only_bold_words_is_a_heading() -> None:
+    # The 1.5B starts its abstract with "**Abstract**"; the PDF showed a bold "Abstract" under the title.
+    text, changes = markdown_to_latex("**Abstract**\n\nWe raise the solver's cap.\n\n**Why it matters:**\nDigits are a benchmark.")
+    assert text.strip() == "We raise the solver's cap.\n\n\n\\subsection{Why it matters}\n\nDigits are a benchmark."
+    assert changes == ["Markdown heading '**Abstract**' removed", "Markdown heading '**Why it matters:**' made a subsection"]
+    assert markdown_to_latex("**A bold sentence that is long enough to be prose, not a title at all.**")[0].startswith("\\textbf")
+
+
 def test_plain_prose_is_left_alone() -> None:
     prose = "Accuracy is 2 * 3 times nothing; see \\emph{x} and \\cite{a}."
     assert markdown_to_latex(prose) == (prose, [])

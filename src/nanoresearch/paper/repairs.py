@@ -16,11 +16,14 @@ from nanoresearch.paper.latex import latex_escape
 
 EMPTY_NOTE = "\\emph{(No text of this section passed the paper's checks: checks.json lists what was removed and why.)}"
 _HEADING = re.compile(r"[ \t]*#{1,6}[ \t]+(?P<title>.*?)[ \t#]*")
+# A line of nothing but a few bold words ("**Abstract**", "**Why it matters:**") is a heading too.
+_BOLD_HEADING = re.compile(r"[ \t]*\*\*(?P<title>[^*\n]+?):?\*\*:?[ \t]*")
 # "... as shown. ## Contributions We propose ...": a heading the model ran into its prose.
 _INLINE_HEADING = re.compile(r"(?<=[.!?:])[ \t]+#{1,6}[ \t]+")
 # The title is the capitalised words before the one that starts the next sentence ("Related Work Prior studies").
 _TITLE_THEN_PROSE = re.compile(r"(?P<title>(?:[A-Z][\w-]*[ \t]+){1,5}?)(?P<prose>[A-Z][\w-]*[ \t]+[a-z].*)")
 MAX_TITLE_WORDS = 6
+MIN_REPEAT_WORDS = 8  # shorter repeats ("See Table 1.") may be meant
 _BULLET = re.compile(r"[ \t]*(?:[-*+•]|\d{1,2}[.)])[ \t]+(?P<item>\S.*)")
 _FENCE = re.compile(r"[ \t]*(?:```|~~~)")
 _BOLD = re.compile(r"\*\*(?=\S)(?P<text>[^*\n]+?)(?<=\S)\*\*|__(?=\S)(?P<under>[^_\n]+?)(?<=\S)__")
@@ -36,10 +39,12 @@ _FINISHED = re.compile(r"(?:[.!?]|\\cite\w*\*?(?:\[[^\]]*\])*\{[^{}]*\})[\s)\]}\
 def markdown_to_latex(text: str) -> tuple[str, list[str]]:
     """Markdown turned into the LaTeX the guard keeps; (text, what was changed).
 
-    A heading before any prose repeats the section's own heading and goes; a later one becomes a
-    \\subsection. A bullet list becomes running sentences, a fenced code block goes (a paper's
+    A paragraph written twice goes. A heading (or a line of only a few bold words) before any prose
+    repeats the section's own heading and goes; a later one becomes a \\subsection. A bullet list becomes running sentences, a fenced code block goes (a paper's
     prose holds no code), **bold**, *emphasis* and `code` become \\textbf, \\emph and plain text."""
-    lines, changes = _block_markdown(text.splitlines())
+    lines, repeats = _without_repeats([part for whole in text.splitlines() for part in _split_inline_headings(whole)])
+    lines, changes = _block_markdown(lines)
+    changes = repeats + changes
     text = "\n".join(lines)
     for pattern, replacement, name in (
         (_BOLD, lambda m: "\\textbf{" + (m["text"] or m["under"]) + "}", "bold"),
@@ -52,12 +57,51 @@ def markdown_to_latex(text: str) -> tuple[str, list[str]]:
     return text, changes
 
 
+def _without_repeats(lines: list[str]) -> tuple[list[str], list[str]]:
+    """A paragraph the model already wrote in this section goes (a small model loops, writing its
+    section twice over), and a heading over nothing but such paragraphs goes with them."""
+    runs = [(lines[start:end], _kind(lines[start])) for start, end in _runs(lines)]
+    seen: set[str] = set()
+    repeated: set[int] = set()
+    for index, (block, kind) in enumerate(runs):
+        key = " ".join(" ".join(block).split()).casefold()
+        if kind == "prose" and len(key.split()) >= MIN_REPEAT_WORDS and key in seen:
+            repeated.add(index)
+        seen.add(key)
+    changes = [f"a paragraph written twice removed: {' '.join(runs[i][0])[:80]}" for i in sorted(repeated)]
+    for index, (block, kind) in enumerate(runs):
+        under = [i for i in range(index + 1, _next_heading(runs, index)) if runs[i][1] == "prose"]
+        if kind == "heading" and under and set(under) <= repeated:
+            repeated.add(index)
+            changes.append(f"a heading over only repeated text removed: {block[0].strip()}")
+    return [line for index, (block, _) in enumerate(runs) if index not in repeated for line in block], changes
+
+
+def _kind(line: str) -> str:
+    return "heading" if _heading(line) else ("blank" if not line.strip() else "prose")
+
+
+def _heading(line: str) -> re.Match[str] | None:
+    bold = _BOLD_HEADING.fullmatch(line)
+    return _HEADING.fullmatch(line) or (bold if bold and len(bold["title"].split()) <= MAX_TITLE_WORDS else None)
+
+
+def _runs(lines: list[str]) -> list[tuple[int, int]]:
+    """The lines split into runs of one kind: a heading line alone, blank lines, a paragraph of prose."""
+    starts = [i for i, line in enumerate(lines) if i == 0 or _kind(line) == "heading" or _kind(line) != _kind(lines[i - 1])]
+    return list(zip(starts, [*starts[1:], len(lines)], strict=True)) if lines else []
+
+
+def _next_heading(runs: list[tuple[list[str], str]], index: int) -> int:
+    return next((i for i in range(index + 1, len(runs)) if runs[i][1] == "heading"), len(runs))
+
+
 def _block_markdown(lines: list[str]) -> tuple[list[str], list[str]]:
     out: list[str] = []
     changes: list[str] = []
     items: list[str] = []
     in_code = False
-    for line in [part for whole in lines for part in _split_inline_headings(whole)]:
+    for line in lines:
         if _FENCE.match(line):
             if not in_code:
                 changes.append("a Markdown code block removed")
@@ -71,7 +115,7 @@ def _block_markdown(lines: list[str]) -> tuple[list[str], list[str]]:
             out.append(" ".join(items))
             changes.append(f"a Markdown list of {len(items)} item(s) written as sentences")
             items = []
-        heading = _HEADING.fullmatch(line)
+        heading = _heading(line)
         if heading:
             prose_before = any(previous.strip() for previous in out)
             out += [f"\n\\subsection{{{heading['title']}}}\n"] if prose_before else []

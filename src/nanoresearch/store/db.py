@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random
+
 from nanoresearch.errors import StoreError
 from nanoresearch.store.knowledge_models import IndexEntry, KnowledgeKind, MemoryRecord, Skill, SkillFileState
 from nanoresearch.store.models import (
@@ -38,6 +40,7 @@ from nanoresearch.store.models import (
 )
 
 BUSY_TIMEOUT_MS = 30_000
+OPEN_ATTEMPTS = 5
 
 
 def now() -> str:
@@ -73,20 +76,33 @@ class Store:
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self.migrate()
+            # Two processes opening a new database at once can see SQLITE_BUSY without the busy handler
+            # (SQLite refuses a lock upgrade that could deadlock, e.g. while the other turns on WAL):
+            # opening is idempotent, so it is tried again.
+            for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_attempt(OPEN_ATTEMPTS),
+                                    wait=wait_random(0.05, 0.5), reraise=True):
+                with attempt:
+                    self._conn = self._open()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the database {self.path}: {exc}",
                 hint="check that the folder is writable, or set NANORESEARCH_HOME to another folder",
             ) from None
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn = conn
+            self.migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def close(self) -> None:
         self._conn.close()
@@ -680,3 +696,7 @@ def _json_or_null(value: object) -> str | None:
 
 def _json_or_none(text: str | None) -> object:
     return None if text is None else json.loads(text)
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)

@@ -212,7 +212,7 @@ class TrialLoop:
         Either way no trial is spent on a crash known in advance."""
         if trial.status != "proposed":
             return trial
-        found = preflight.problems(Path(trial.workdir), files, imports=self.executor.name == "local")
+        found = self.crashes_seen(trial, files)
         if not found:
             return trial
         self.finish(trial, "bad_proposal", f"it would crash ({preflight.MARK}): " + "; ".join(map(str, found)))
@@ -227,10 +227,15 @@ class TrialLoop:
         repaired = self.prepare(parent, trial.proposer, trial.hypothesis, edits, files, then=repair.edits)
         if repaired.status != "proposed":
             return repaired
-        left_over = preflight.problems(Path(repaired.workdir), files, imports=self.executor.name == "local")
+        left_over = self.crashes_seen(repaired, files)
         if left_over:
             return self.finish(repaired, "bad_proposal", f"even repaired, it would crash ({preflight.MARK}): " + "; ".join(map(str, left_over)))
         return self.unless_tried(repaired)
+
+    def crashes_seen(self, trial: Trial, files: list[str]) -> list[preflight.Problem]:
+        """What in the trial's working copy would fail at once; imports are judged only for a trial that
+        runs on this interpreter."""
+        return preflight.problems(Path(trial.workdir), files, imports=self.executor.name == "local")
 
     def proposal_seed(self) -> int | None:
         """The sampling seed of the next proposal; None: the run's (`[llm] seed`)."""

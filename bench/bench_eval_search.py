@@ -3,7 +3,7 @@
 Runs `eval search` (src/nanoresearch/evaluation/search.py) on each task with the configured model
 (the embedded SmolLM2-135M unless your settings say otherwise), in a temporary NANORESEARCH_HOME
 unless --home is given, writes each task's results to OUT/<task>/ (search.json, search.md,
-best_so_far.png) and prints every task's table. With --from, it only prints the tables of results
+best_so_far.png, rewritten after every seed) and prints every task's table. With --from, it only prints the tables of results
 already written.
 
     python bench/bench_eval_search.py --tasks examples/tasks/diabetes-regression --trials 6 --seeds 3
@@ -39,12 +39,12 @@ def search_task(task_folder: Path, args: argparse.Namespace) -> Path:
                           fresh_seeds=args.fresh_seeds, temperature=args.temperature,
                           methods=args.methods.split(","))
     started = time.monotonic()
+    folder = args.out / task.name
     with Store(settings.db_path) as store:
         harness = Harness(settings, store, store.ensure_user(settings.user), create_executor("local", settings),
-                          say=lambda message: print(f"  {message}", file=sys.stderr) if args.verbose else None)
-        result = run_search(task, config, harness)
-    folder = args.out / task.name
-    write_results(result, folder)
+                          say=lambda message: print(f"  {message}", file=sys.stderr) if args.verbose else None,
+                          after_seed=lambda result: write_results(result, folder))
+        run_search(task, config, harness)
     print(f"{task.name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
     return folder
 

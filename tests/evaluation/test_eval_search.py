@@ -48,14 +48,15 @@ def scripted_answers(seeds: int) -> ScriptedProvider:
 @pytest.fixture
 def searched(settings, store, noisy):
     provider = scripted_answers(seeds=2)
+    so_far = []
     harness = Harness(settings, store, store.ensure_user(settings.user), create_executor("local", settings),
-                      providers={"local": provider})
+                      providers={"local": provider}, after_seed=so_far.append)
     config = SearchConfig(budget=Budget(trials=TRIALS), seeds=[0, 1], fresh_seeds=2)
-    return run_search(noisy, config, harness), provider
+    return run_search(noisy, config, harness), provider, so_far
 
 
 def test_every_method_runs_at_the_same_budget_and_model_and_its_pick_is_re_scored_on_fresh_seeds(searched, store):
-    result, provider = searched
+    result, provider, _ = searched
     assert not provider.queue  # every scripted proposal was asked for
     assert [(r.seed, r.method) for r in result.runs] == [(s, m) for s in (0, 1) for m in METHODS]
     assert all(r.trials_run == TRIALS == len(r.best_so_far) for r in result.runs)
@@ -88,7 +89,7 @@ def test_every_method_runs_at_the_same_budget_and_model_and_its_pick_is_re_score
 
 
 def test_the_summary_curves_and_files_follow_from_the_runs(searched, tmp_path):
-    result, _ = searched
+    result, _, _ = searched
     by_method = {s.method: s for s in result.summary}
     sequential = [r for r in result.runs if r.method == "sequential"]
     assert by_method["sequential"].fresh_mean == pytest.approx(sum(r.fresh_score for r in sequential) / 2)
@@ -108,6 +109,13 @@ def test_the_summary_curves_and_files_follow_from_the_runs(searched, tmp_path):
     with pytest.raises(UserError, match="not an eval search result"):
         (tmp_path / "bad.json").write_text('{"task": 1}')
         load_result(tmp_path / "bad.json")
+
+
+def test_the_result_so_far_is_handed_over_after_each_seed(searched):
+    result, _, so_far = searched
+    assert [r.seeds for r in so_far] == [[0], [0, 1]]
+    assert {(r.seed, r.method) for r in so_far[0].runs} == {(0, m) for m in METHODS}
+    assert so_far[0].summary != result.summary and so_far[-1] == result
 
 
 def test_unequal_budgets_or_models_are_refused():
@@ -161,6 +169,6 @@ def test_with_the_embedded_model_every_model_driven_method_asks_the_same_model(s
 def test_each_proposal_samples_with_a_seed_of_its_own(searched):
     # Independent samples of one prompt were copies of one another: the local model's generator is
     # seeded with the request's seed (0 when it names none).
-    _, provider = searched
+    _, provider, _ = searched
     independent = [r.seed for r in provider.history if "without seeing any other" in r.messages[-1].content]
     assert len(independent) == 4 and len(set(independent)) == 4 and None not in independent

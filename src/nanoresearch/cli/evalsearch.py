@@ -26,7 +26,7 @@ def eval_search(
     temperature: Annotated[Optional[float], typer.Option(min=0, max=2, help="Sampling temperature of the proposing model, "
                                                          "for every method (default: the coding stage's).")] = None,
     executor: Annotated[str, typer.Option(help="Where trials run: local, slurm or ray.")] = "local",
-    output: Annotated[Path, typer.Option("--out", help="Folder for search.json, search.md and best_so_far.png.")] = Path("eval-search"),
+    output: Annotated[Path, typer.Option("--out", help="Folder for search.json, search.md and best_so_far.png (rewritten after every seed).")] = Path("eval-search"),
 ) -> None:
     """Run the trial loop and the simple baselines at the same trial budget and model; report fresh-seed scores."""
     from nanoresearch.compute.budget import parse_budget
@@ -39,7 +39,8 @@ def eval_search(
                           methods=[m.strip() for m in methods.split(",") if m.strip()], temperature=temperature)
     with session(ctx) as (settings, store, user_id):
         harness = Harness(settings, store, user_id, create_executor(executor, settings),
-                          say=lambda message: err.print(f"[dim]{escape(message)}[/]"))
+                          say=lambda message: err.print(f"[dim]{escape(message)}[/]"),
+                          after_seed=lambda so_far: write_results(so_far, output))
         result = run_search(loaded, config, harness)
     written = write_results(result, output)
     out.print(markdown_table(result), markup=False, highlight=False)

@@ -112,6 +112,8 @@ class Harness:
     executor: Executor
     providers: dict[str, Provider] | None = None
     say: Callable[[str], None] = lambda message: None
+    # Called with the result so far after each seed, so a long search that is stopped keeps its finished seeds.
+    after_seed: Callable[[SearchResult], object] = lambda result: None
 
 
 def run_search(task: Task, config: SearchConfig, harness: Harness) -> SearchResult:
@@ -124,15 +126,23 @@ def run_search(task: Task, config: SearchConfig, harness: Harness) -> SearchResu
         raise UserError(f"trials and seeds must each lie in 0..{SEED_STRIDE - 1}, so search seeds never meet fresh ones")
     harness = replace(harness, settings=search_settings(harness.settings, config.temperature))
     fresh = [FRESH_SEED_BASE + j for j in range(config.fresh_seeds)]
-    runs = [run_method(task, method, seed, config.budget, fresh, harness)
-            for seed in config.seeds for method in config.methods]
-    check_same_budget_and_model(runs, config.budget)
-    stage = harness.settings.stage("coding")
+    runs: list[MethodRun] = []
+    for done, seed in enumerate(config.seeds, start=1):
+        runs += [run_method(task, method, seed, config.budget, fresh, harness) for method in config.methods]
+        check_same_budget_and_model(runs, config.budget)
+        result = search_result(task, config, harness.settings, config.seeds[:done], fresh, runs)
+        harness.after_seed(result)
+    return result
+
+
+def search_result(task: Task, config: SearchConfig, settings: Settings, seeds: list[int], fresh: list[int],
+                  runs: list[MethodRun]) -> SearchResult:
+    stage = settings.stage("coding")
     return SearchResult(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"), task=task.name, task_folder=str(task.folder),
         metric=task.score.metric, direction=task.score.direction, budget=config.budget,
-        budget_trials=config.budget.trials, model=f"{stage.endpoint}/{stage.model}", temperature=stage.temperature,
-        seeds=config.seeds, fresh_seeds=fresh, methods=config.methods, runs=runs,
+        budget_trials=config.budget.trials or 0, model=f"{stage.endpoint}/{stage.model}", temperature=stage.temperature,
+        seeds=seeds, fresh_seeds=fresh, methods=config.methods, runs=runs,
         summary=summarise(runs, config.methods, task.score.direction),
     )
 

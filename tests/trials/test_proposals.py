@@ -105,3 +105,22 @@ def test_an_ambiguous_block_asks_for_a_neighbouring_line(tmp_path):
 
 def test_servers_get_a_plain_string_for_find(hostile):
     assert proposal_schema()["$defs"]["Edit"]["properties"]["find"] == {"maxLength": 2000, "title": "Find", "type": "string"}
+
+
+COMMENTED = 'import os\n\n# Knobs arrive as environment variables.\nMAX_ITER = int(os.environ.get("MAX_ITER", "10"))\nSEED = 0\n'
+
+
+@pytest.mark.parametrize("replace", ['MAX_ITER = int(os.environ.get("MAX_ITER", "100"))',
+                                     '# Knobs arrive as environment variables.\nMAX_ITER = int(os.environ.get("MAX_ITER", "100"))'])
+def test_a_comment_replaced_by_the_assignment_below_it_means_that_line(tmp_path, replace):
+    (tmp_path / "train.py").write_text(COMMENTED)
+    apply_edits(tmp_path, ["train.py"], [Edit(find="# Knobs arrive as environment variables.", replace=replace)])
+    # one assignment, the new one, under the comment (not a dead copy above the old one)
+    assert (tmp_path / "train.py").read_text() == COMMENTED.replace('"10"', '"100"')
+
+
+@pytest.mark.parametrize("replace", ["# Knobs arrive from the environment.", "import sys", 'SEED = 1'])
+def test_a_comment_replaced_by_anything_else_is_replaced_as_named(tmp_path, replace):
+    (tmp_path / "train.py").write_text(COMMENTED)
+    apply_edits(tmp_path, ["train.py"], [Edit(find="# Knobs arrive as environment variables.", replace=replace)])
+    assert (tmp_path / "train.py").read_text() == COMMENTED.replace("# Knobs arrive as environment variables.", replace)

@@ -27,6 +27,7 @@ MAX_EDITS = 3
 MAX_BLOCK = 2000
 FUZZY_RATIO = 0.85  # a block this similar to exactly one place in the code is taken as meaning it
 LISTING_NUMBER = re.compile(r"^\s*\d+  ")  # the "  12  " prefix of `numbered`, copied by some models
+ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?::[^=]+)?=(?!=)")
 
 
 class Edit(BaseModel):
@@ -85,7 +86,7 @@ def apply_edits(workdir: Path, files: list[str], edits: list[Edit]) -> list[str]
     original = {name: (workdir / name).read_text(encoding="utf-8").splitlines() for name in files}
     changes: list[tuple[Spot, list[str]]] = []
     for edit in edits:
-        spot = locate(original, edit.find)
+        spot = meant_spot(original, locate(original, edit.find), edit.replace)
         if any(s.file == spot.file and s.start < spot.end and spot.start < s.end for s, _ in changes):
             continue
         changes.append((spot, reindented(original[spot.file][spot.start:spot.end], edit.replace)))
@@ -111,6 +112,33 @@ def locate(contents: dict[str, list[str]], find: str) -> Spot:
         if len(spots) > 1:
             raise EditError(f"the lines {_quoted(block)} occur {len(spots)} times: include a neighbouring line to say which")
     return _fuzzy(contents, block)
+
+
+def meant_spot(contents: dict[str, list[str]], spot: Spot, replace: str) -> Spot:
+    """The line a comment's replacement was meant for: when `find` names only comment lines and the
+    replacement assigns a name that the next line of code assigns too, that line.
+
+    Models pointing at a line by copying it (and a small one choosing among the recipe's lines) often
+    name the comment above the line they mean; a 0.5B replaced `# Knobs arrive as ...` with a new
+    `MAX_ITER = ...`, which the unchanged `MAX_ITER = ...` below it then overwrote, so the trial would
+    have run the recipe as given and recorded the change as tried. The comment stays: a replacement that
+    repeats it replaces both, one that does not replaces the line below only."""
+    lines = contents[spot.file]
+    comments = [line.strip() for line in lines[spot.start:spot.end]]
+    if not all(line.startswith("#") for line in comments):
+        return spot
+    below = next((i for i in range(spot.end, len(lines)) if lines[i].strip() and not lines[i].strip().startswith("#")), None)
+    new = [line.strip() for line in replace.splitlines() if line.strip()]
+    code = [line for line in new if not line.startswith("#")]
+    if below is None or not code or not _assigned(code[0]) or _assigned(code[0]) != _assigned(lines[below]):
+        return spot
+    return Spot(spot.file, spot.start if set(comments) <= set(new) else below, below + 1)
+
+
+def _assigned(line: str) -> str | None:
+    """The name a line of the form `NAME = ...` assigns (`NAME: type = ...` too); None for any other line."""
+    match = ASSIGNMENT.match(line)
+    return match.group(1) if match else None
 
 
 def block_lines(find: str) -> list[str]:

@@ -20,6 +20,7 @@ from nanoresearch.evaluation.search import (
     SearchConfig,
     check_same_budget_and_model,
     load_result,
+    markdown_table,
     run_search,
     write_results,
 )
@@ -116,6 +117,15 @@ def test_the_result_so_far_is_handed_over_after_each_seed(searched):
     assert [r.seeds for r in so_far] == [[0], [0, 1]]
     assert {(r.seed, r.method) for r in so_far[0].runs} == {(0, m) for m in METHODS}
     assert so_far[0].summary != result.summary and so_far[-1] == result
+
+
+def test_the_table_says_which_methods_stopped_with_trials_unspent(searched):
+    result, _, _ = searched
+    assert "unspent" not in markdown_table(result)  # every method spent its trials
+    runs = [r.model_copy(update={"trials_run": 1}) if r.method == "loop" and r.seed == 1 else r for r in result.runs]
+    table = markdown_table(result.model_copy(update={"runs": runs}))
+    assert f"loop on 1 of 2 seeds ({TRIALS - 1} trials unspent)." in table
+    assert "sequential on" not in table
 
 
 def test_unequal_budgets_or_models_are_refused():

@@ -295,7 +295,21 @@ def markdown_table(result: SearchResult) -> str:
                      f"| {number(s.search_mean)} | {s.wins} | {'—' if s.loop_beats is None else s.loop_beats} "
                      f"| {s.trials_mean:.3g} | {s.tokens_mean:,.0f} |")
     lines += ["", "Methods: " + "; ".join(f"**{s.method}**: {s.description}" for s in result.summary) + ".", ""]
-    return "\n".join(lines)
+    short = unspent_text(result)
+    return "\n".join(lines + ([short, ""] if short else []))
+
+
+def unspent_text(result: SearchResult) -> str:
+    """Which methods stopped with trials of the budget left (the loop's stall rule: proposals that never
+    ran, one after another), so a column of means does not hide that a method gave up."""
+    parts = []
+    for method in result.methods:
+        short = [r for r in result.runs if r.method == method and r.trials_run < result.budget_trials]
+        if short:
+            left = sum(result.budget_trials - r.trials_run for r in short)
+            parts.append(f"{method} on {len(short)} of {len(result.seeds)} seeds ({left} trials unspent)")
+    return ("Stopped with trials of the budget unspent (the stall rule: proposals that never ran, one after another; "
+            "or another limit of the budget): " + "; ".join(parts) + ".") if parts else ""
 
 
 def score_text(mean: float | None, interval: tuple[float, float] | None) -> str:

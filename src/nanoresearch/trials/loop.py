@@ -51,9 +51,7 @@ from nanoresearch.trials.proposals import (
     numbered,
     proposal_prompt,
     proposal_schema,
-    relocate_prompt,
     repair_prompt,
-    unlocated,
 )
 from nanoresearch.trials.task import Task, clean_working_copy, editable_files
 
@@ -198,26 +196,7 @@ class TrialLoop:
             trial = self.store.add_trial(self.new_trial(parent, proposer, "(no valid proposal)"))
             return self.finish(trial, "bad_proposal", f"the model gave no usable proposal: {exc.message}")
         trial = self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
-        problem = unlocated(self.code_dir(parent), files, proposal.edits) if trial.failure == "bad_proposal" else None
-        if problem:
-            proposal, trial = self.relocated(parent, proposer, proposal, problem, files, refused=trial)
         return self.checked_before_running(self.unless_tried(trial), parent, proposal.edits, files)
-
-    def relocated(self, parent: Trial | None, proposer: str, proposal: Proposal, problem: str, files: list[str],
-                  refused: Trial) -> tuple[Proposal, Trial]:
-        """A proposal whose `find` names no place in the code gets one repair: the model is shown what
-        did not match and the closest lines, and asked for the same change again. Without it, a model
-        that misremembers a line proposes the same unmatched block again and again (a 1.5B, four times
-        in a row on tiny-lm) until the loop stops. The refused proposal stays recorded as it is."""
-        code = self.code_dir(parent)
-        try:
-            repaired = self.ask(relocate_prompt(numbered(code, files), proposal.edits, problem, proposal.hypothesis), code, files)
-        except EndpointUnavailableError:
-            raise
-        except LLMError:
-            return proposal, refused
-        again = Proposal(hypothesis=proposal.hypothesis, edits=repaired.edits)
-        return again, self.prepare(parent, proposer, again.hypothesis, again.edits, files)
 
     def ask(self, prompt: str, code: Path, files: list[str]) -> Proposal:
         """A proposal for edits to the files of `files` in `code`."""

@@ -100,18 +100,6 @@ def apply_edits(workdir: Path, files: list[str], edits: list[Edit]) -> list[str]
     return touched
 
 
-def unlocated(workdir: Path, files: list[str], edits: list[Edit]) -> str | None:
-    """Why some edit's `find` names no place in the code (nothing matches, or several places do); None
-    when every edit has its place. Reads only: nothing is written."""
-    contents = {name: (workdir / name).read_text(encoding="utf-8").splitlines() for name in files}
-    try:
-        for edit in edits:
-            locate(contents, edit.find)
-    except EditError as exc:
-        return str(exc)
-    return None
-
-
 def locate(contents: dict[str, list[str]], find: str) -> Spot:
     """The one place `find` names: exact, then ignoring indentation and line ends, then fuzzy."""
     block = block_lines(find)
@@ -239,17 +227,6 @@ def proposal_prompt(task_text: str, code: str, table: str, failures: str, budget
         "Propose ONE hypothesis that could improve the score and the edits that test it. Each edit is a "
         "search/replace block: `find` is one or more consecutive lines copied exactly from the current code "
         "(with their indentation, without the line numbers), `replace` is the lines that take their place."
-    )
-
-
-def relocate_prompt(code: str, edits: list[Edit], problem: str, hypothesis: str) -> str:
-    shown = "\n\n".join(f"EDIT {i}\n<<<FIND\n{e.find}\nFIND>>>\n<<<REPLACE\n{e.replace}\nREPLACE>>>"
-                         for i, e in enumerate(edits, start=1))
-    return (
-        f"These edits to an experiment recipe could not be applied: {problem}\nHypothesis: {hypothesis}\n\n"
-        f"CODE\n{code}\n\nTHE EDITS\n{shown}\n\n"
-        "Give the same change again as search/replace edits whose `find` is lines copied exactly from the "
-        "code above (with their indentation, without the line numbers); keep the hypothesis."
     )
 
 

@@ -3,8 +3,8 @@
 Runs `eval search` (src/nanoresearch/evaluation/search.py) on each task with the configured model
 (the embedded SmolLM2-135M unless your settings say otherwise), in a temporary NANORESEARCH_HOME
 unless --home is given, writes each task's results to OUT/<task>/ (search.json, search.md,
-best_so_far.png, rewritten after every seed) and prints every task's table. With --from, it only prints the tables of results
-already written.
+best_so_far.png, rewritten after every seed) and prints every task's table. With --from, it only
+prints the tables of results already written.
 
     python bench/bench_eval_search.py --tasks examples/tasks/diabetes-regression --trials 6 --seeds 3
     python bench/bench_eval_search.py --from bench/results/eval-search/diabetes-regression

@@ -31,17 +31,27 @@ def eval_search(
     """Run the trial loop and the simple baselines at the same trial budget and model; report fresh-seed scores."""
     from nanoresearch.compute.budget import parse_budget
     from nanoresearch.compute.executor import create_executor
-    from nanoresearch.evaluation.search import Harness, SearchConfig, markdown_table, run_search, write_results
+    from nanoresearch.evaluation.search import (
+        Harness,
+        SearchConfig,
+        SearchResult,
+        markdown_table,
+        run_search,
+        write_results,
+    )
     from nanoresearch.trials.task import load_task
 
     loaded = load_task(task)
     config = SearchConfig(budget=parse_budget(budget), seeds=list(range(seeds)), fresh_seeds=fresh_seeds,
                           methods=[m.strip() for m in methods.split(",") if m.strip()], temperature=temperature)
+    written: list[Path] = []
+
+    def write(so_far: SearchResult) -> None:  # after every seed: a search stopped midway keeps its finished seeds
+        written[:] = write_results(so_far, output)
+
     with session(ctx) as (settings, store, user_id):
         harness = Harness(settings, store, user_id, create_executor(executor, settings),
-                          say=lambda message: err.print(f"[dim]{escape(message)}[/]"),
-                          after_seed=lambda so_far: write_results(so_far, output))
+                          say=lambda message: err.print(f"[dim]{escape(message)}[/]"), after_seed=write)
         result = run_search(loaded, config, harness)
-    written = write_results(result, output)
     out.print(markdown_table(result), markup=False, highlight=False)
     err.print("wrote " + ", ".join(str(path) for path in written))

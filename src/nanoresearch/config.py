@@ -101,6 +101,9 @@ class PipelineSettings(Section):
     review_rounds: int = Field(1, ge=0, le=5)  # revise-and-re-review rounds after the first review
     section_max_tokens: int = Field(200, ge=32, le=4000)
     compile_timeout_s: int = Field(180, ge=10)
+    # Trial proposers are told the task's declared [search] ranges, which random search draws from;
+    # off, they see the description and the code only (how the recorded runs were made).
+    show_search_space: bool = True
 
 
 class PolicySettings(Section):

@@ -76,7 +76,8 @@ def trials_run(
         loop = TrialLoop(
             loaded, store, LLM(settings, store, user_id, run_id=run.id, budget=ModelCallGate(store, user_id, run.id)),
             create_executor(executor, settings),
-            run.id, user_id, run.options.budget, Path(run.workspace), LoopSettings(parallel=parallel, max_debug=max_debug),
+            run.id, user_id, run.options.budget, Path(run.workspace), LoopSettings(
+                parallel=parallel, max_debug=max_debug, show_search_space=settings.pipeline.show_search_space),
             on_event=lambda message: err.print(f"[dim]{escape(message)}[/]"),
         )
         with drive(store, run, again=f"nanoresearch trials run --task {task} --resume {run.id}"):

@@ -35,6 +35,7 @@ from nanoresearch.runs import lifecycle, new_run
 from nanoresearch.store import Store
 from nanoresearch.store.models import RunOptions, Trial
 from nanoresearch.trials.lineage import head
+from nanoresearch.trials.loop import LoopSettings
 from nanoresearch.trials.task import Task
 
 SCHEMA_VERSION = 1
@@ -166,6 +167,7 @@ def run_method(task: Task, method: str, seed: int, budget: Budget, fresh: list[i
     llm = LLM(harness.settings, store, user_id, run_id=run.id, providers=harness.providers,
               budget=ModelCallGate(store, user_id, run.id))
     loop = method_loop(method, task, store, llm, harness.executor, run.id, user_id, budget, Path(run.workspace),
+                       settings=LoopSettings(show_search_space=harness.settings.pipeline.show_search_space),
                        first_seed=seed * SEED_STRIDE, on_event=lambda message: harness.say(f"{method} seed {seed}: {message}"))
     with lifecycle(store, run.id):
         loop.run()

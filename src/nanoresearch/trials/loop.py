@@ -72,6 +72,7 @@ class LoopSettings(BaseModel):
     max_stalled: int = Field(5, ge=1)
     env: dict[str, str] = {}  # given to every trial (e.g. a fixed seed), under any per-trial values
     guidance: str = ""  # the research plan for these trials (objectives, the user's skills), shown to proposers
+    show_search_space: bool = True  # proposers see the task's declared [search] ranges
 
 
 class TrialLoop:
@@ -472,6 +473,8 @@ class TrialLoop:
     def task_text(self) -> str:
         direction = "higher" if self.task.score.direction == "maximize" else "lower"
         text = f"{self.task.name}: {self.task.description}\nScore: {self.task.score.metric} ({direction} is better)."
+        space = self.task.search_space_text() if self.settings.show_search_space else ""
+        text = f"{text}\n{space}" if space else text
         return f"{text}\nPlan:\n{self.settings.guidance}" if self.settings.guidance else text
 
 

@@ -122,6 +122,11 @@ class SearchRange(Strict):
     log: bool = False  # draw log-uniformly: for scales such as learning rates
     integer: bool = False  # round the draw: for counts such as epochs or widths
 
+    def text(self) -> str:
+        kind = "a whole number" if self.integer else "a number"
+        scale = ", on a log scale" if self.log else ""
+        return f"{kind} from {self.min:g} to {self.max:g}{scale}"
+
     @model_validator(mode="after")
     def _is_a_range(self) -> SearchRange:
         if self.max <= self.min:
@@ -156,6 +161,15 @@ class Task(Strict):
 
     def metric_text(self) -> str:
         return f"{self.score.metric} ({self.score.direction}) on {self.name}"
+
+    def search_space_text(self) -> str:
+        """The declared [search] ranges in words, for proposers: random search draws from them, so a
+        model method that is never told them is compared with one hand tied."""
+        if not self.search:
+            return ""
+        lines = [f"- {name}: {space.text()}" for name, space in self.search.items()]
+        return ("Settings worth searching (the recipe reads each from the environment; the default in its "
+                "line is what runs, so change that default to try a value):\n" + "\n".join(lines))
 
     @model_validator(mode="after")
     def _evaluator_is_not_editable(self) -> Task:

@@ -102,6 +102,7 @@ def make_loop(ctx: RunContext, budget: Budget, guidance: str = "") -> TrialLoop:
     settings = LoopSettings(
         parallel=ctx.options.parallel, max_debug=ctx.options.max_debug,
         env={task.seed_env: str(BASE_SEED)} if task.seed_env else {}, guidance=guidance,
+        show_search_space=ctx.settings.pipeline.show_search_space,
     )
     return TrialLoop(
         task, ctx.store, ctx.llm, create_executor(ctx.options.executor, ctx.settings), ctx.run.id, ctx.user_id,

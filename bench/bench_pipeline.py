@@ -55,6 +55,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         os.environ["NANORESEARCH_HOME"] = home
         os.environ["NANORESEARCH_LLM__REPLAY"] = "only"
+        if args.recording == RECORDING:  # recorded before proposers were shown the task's [search] ranges
+            os.environ["NANORESEARCH_PIPELINE__SHOW_SEARCH_SPACE"] = "false"
         report(recording, *replay(recording, goal, budget, args.task, args.corpus))
 
 

@@ -14,6 +14,10 @@ from nanoresearch.cli import main
 from nanoresearch.llm.provider import LLMRequest, LLMResponse
 from nanoresearch.store import Store
 
+# The recordings under tests/pipeline/recorded were made before trial proposers were shown the task's
+# declared [search] ranges; replaying them asks the same prompts, so that is turned off.
+AS_RECORDED = {"NANORESEARCH_PIPELINE__SHOW_SEARCH_SPACE": "false"}
+
 
 @dataclass
 class CliResult:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CliResult, run_cli
+from helpers import AS_RECORDED, CliResult, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDED = REPO / "tests" / "pipeline" / "recorded" / "digits-smollm2.json"
@@ -20,6 +20,8 @@ def replay_demo(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPa
     imported = run_cli(capsys, monkeypatch, "llm", "import", str(RECORDED))
     assert imported.code == 0, imported.err
     monkeypatch.setenv("NANORESEARCH_LLM__REPLAY", "only")
+    for name, value in AS_RECORDED.items():
+        monkeypatch.setenv(name, value)
     result = run_cli(capsys, monkeypatch, "run", recording["goal"], "--task", str(REPO / "examples/tasks/digits-classifier"),
                      "--offline", "--corpus", str(REPO / "examples/corpus"), "--budget", recording["budget"], "--yes")
     assert result.code == 0, result.err

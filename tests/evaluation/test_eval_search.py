@@ -176,6 +176,11 @@ def test_with_the_embedded_model_every_model_driven_method_asks_the_same_model(s
     assert len(set(models)) == 1 and result.model == "local/smollm2-135m" and result.temperature == 0.7
 
 
+def test_every_model_method_is_told_the_space_random_search_draws_from(searched):
+    _, provider, _ = searched
+    assert all("- STEP: a number from 0 to 4" in r.messages[-1].content for r in provider.history)
+
+
 def test_each_proposal_samples_with_a_seed_of_its_own(searched):
     # Independent samples of one prompt were copies of one another: the local model's generator is
     # seeded with the request's seed (0 when it names none).

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import AS_RECORDED
 from nanoresearch.config import load_settings
 from nanoresearch.evaluation.metrics import normalised
 from nanoresearch.evaluation.quality import (
@@ -165,7 +166,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
     """The recorded demo run replayed in a home of its own: (home, run id)."""
     home = tmp_path_factory.mktemp("replayed") / "home"
     recording = json.loads(RECORDED.read_text())
-    env = clean_env(home, NANORESEARCH_LLM__REPLAY="only")
+    env = clean_env(home, NANORESEARCH_LLM__REPLAY="only", **AS_RECORDED)
     subprocess.run([*CLI, "llm", "import", str(RECORDED)], env=env, check=True, capture_output=True)
     ran = subprocess.run([*CLI, "run", recording["goal"], "--task", str(DIGITS), "--offline", "--corpus", str(CORPUS),
                           "--budget", recording["budget"], "--yes"], env=env, capture_output=True, text=True)

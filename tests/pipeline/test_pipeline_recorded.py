@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CORPUS, DIGITS
-from helpers import run_cli
+from helpers import AS_RECORDED, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +27,8 @@ def test_the_recorded_demo_run_replays_to_a_paper_and_review(capsys, monkeypatch
     imported = run_cli(capsys, monkeypatch, "llm", "import", str(RECORDED))
     assert imported.code == 0, imported.err
     monkeypatch.setenv("NANORESEARCH_LLM__REPLAY", "only")
+    for name, value in AS_RECORDED.items():
+        monkeypatch.setenv(name, value)
     result = run_cli(capsys, monkeypatch, "run", recording["goal"], "--task", str(DIGITS), "--offline",
                      "--corpus", str(CORPUS), "--budget", recording["budget"], "--yes")
     assert result.code == 0, result.err

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CORPUS, DIGITS
-from helpers import run_cli
+from helpers import AS_RECORDED, run_cli
 from nanoresearch.config import load_settings
 from nanoresearch.evaluation.quality import measure_run_quality
 from nanoresearch.store import Store
@@ -37,6 +37,8 @@ def test_a_recorded_run_of_a_1_5b_model_replays_and_its_artifacts_pass_the_resea
         monkeypatch.setenv(f"NANORESEARCH_STAGES__{stage.upper()}__MODEL", model)
     assert run_cli(capsys, monkeypatch, "llm", "import", str(RECORDED)).code == 0
     monkeypatch.setenv("NANORESEARCH_LLM__REPLAY", "only")
+    for name, value in AS_RECORDED.items():
+        monkeypatch.setenv(name, value)
     result = run_cli(capsys, monkeypatch, "run", recording["goal"], "--task", str(DIGITS), "--offline",
                      "--corpus", str(CORPUS), "--budget", recording["budget"], "--yes")
     assert result.code == 0, result.err

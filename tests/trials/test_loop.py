@@ -241,3 +241,13 @@ def test_an_edit_refused_before_running_is_not_repaired_again_when_proposed_agai
     assert bad_repair.failure == "bad_proposal" and "even repaired" in bad_repair.detail
     assert again.failure == "bad_proposal" and f"already tried as trial {refused.id}" in again.detail
     assert len(provider.history) == 4 and (ran.score, ran.kept) == (9.0, True)  # no second repair was asked for
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_proposers_are_told_the_declared_search_space_unless_it_is_turned_off(store, tiny_folder, tmp_path, shown):
+    with (tiny_folder / "task.toml").open("a") as manifest:
+        manifest.write("[search.VALUE]\nmin = 1\nmax = 9\ninteger = true\n")
+    provider = ScriptedProvider(proposal("bigger", ("VALUE = 1", "VALUE = 9")))
+    make_loop(store, load_task(tiny_folder), provider, Budget(trials=2), tmp_path, show_search_space=shown).run()
+    (asked,) = provider.history
+    assert ("- VALUE: a whole number from 1 to 9" in asked.messages[-1].content) is shown

@@ -59,6 +59,14 @@ def test_tiny_mlp_example_loads() -> None:
     assert (task.folder / "README.md").is_file()
 
 
+def test_the_declared_search_space_is_put_in_words_for_proposers(tmp_path: Path) -> None:
+    text = load_task(EXAMPLES / "tiny-lm").search_space_text()
+    assert "- LR: a number from 0.001 to 0.3, on a log scale" in text
+    assert "- WIDTH: a whole number from 16 to 128" in text
+    assert "change that default" in text  # how to try a value: the recipe reads each from the environment
+    assert load_task(make_task(tmp_path / "toy")).search_space_text() == ""  # no [search]: nothing to say
+
+
 def test_a_minimal_folder_loads(tmp_path: Path) -> None:
     task = load_task(make_task(tmp_path / "toy"))
     assert task.folder == (tmp_path / "toy").resolve()

@@ -4,10 +4,12 @@ Runs `eval search` (src/nanoresearch/evaluation/search.py) on each task with the
 (the embedded SmolLM2-135M unless your settings say otherwise), in a temporary NANORESEARCH_HOME
 unless --home is given, writes each task's results to OUT/<task>/ (search.json, search.md,
 best_so_far.png, rewritten after every seed) and prints every task's table. With --from, it only
-prints the tables of results already written.
+prints the tables of results already written; with --merge OUT too, it writes them as one result
+(a search run in parts: `--first-seed 3 --seeds 2` continues one of seeds 0-2).
 
     python bench/bench_eval_search.py --tasks examples/tasks/diabetes-regression --trials 6 --seeds 3
     python bench/bench_eval_search.py --from bench/results/eval-search/diabetes-regression
+    python bench/bench_eval_search.py --from part1/diabetes-regression part2/diabetes-regression --merge both
 
 The numbers depend on the model, the machine's load (a trial that runs out of its time limit
 fails) and the seeds; the table says which of each it used.
@@ -25,7 +27,15 @@ from pathlib import Path
 from nanoresearch.compute.budget import Budget
 from nanoresearch.compute.executor import create_executor
 from nanoresearch.config import load_settings
-from nanoresearch.evaluation.search import Harness, SearchConfig, load_result, markdown_table, run_search, write_results
+from nanoresearch.evaluation.search import (
+    Harness,
+    SearchConfig,
+    load_result,
+    markdown_table,
+    merge_results,
+    run_search,
+    write_results,
+)
 from nanoresearch.store import Store
 from nanoresearch.trials.task import load_task
 
@@ -35,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def search_task(task_folder: Path, args: argparse.Namespace) -> Path:
     task = load_task(task_folder)
     settings = load_settings()
-    config = SearchConfig(budget=Budget(trials=args.trials), seeds=list(range(args.seeds)),
+    config = SearchConfig(budget=Budget(trials=args.trials), seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
                           fresh_seeds=args.fresh_seeds, temperature=args.temperature,
                           methods=args.methods.split(","))
     started = time.monotonic()
@@ -54,6 +64,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", type=Path, default=[ROOT / "examples/tasks/diabetes-regression"])
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--fresh-seeds", type=int, default=2)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--methods", default="loop,random,independent,sequential,repeat")
@@ -61,9 +72,13 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="NANORESEARCH_HOME to use (default: a temporary one)")
     parser.add_argument("--from", dest="existing", nargs="*", type=Path, default=[],
                         help="only print the tables of these result folders")
+    parser.add_argument("--merge", type=Path, help="with --from: write those results as one, to this folder")
     parser.add_argument("--verbose", action="store_true", help="print every trial's progress")
     args = parser.parse_args()
     folders = list(args.existing)
+    if args.merge:
+        write_results(merge_results([load_result(folder) for folder in folders]), args.merge)
+        folders = [args.merge]
     if not folders:
         with tempfile.TemporaryDirectory(prefix="nanoresearch-bench-") as scratch:
             os.environ["NANORESEARCH_HOME"] = str(args.home or scratch)

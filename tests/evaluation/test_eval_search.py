@@ -21,6 +21,7 @@ from nanoresearch.evaluation.search import (
     check_same_budget_and_model,
     load_result,
     markdown_table,
+    merge_results,
     run_search,
     write_results,
 )
@@ -117,6 +118,18 @@ def test_the_result_so_far_is_handed_over_after_each_seed(searched):
     assert [r.seeds for r in so_far] == [[0], [0, 1]]
     assert {(r.seed, r.method) for r in so_far[0].runs} == {(0, m) for m in METHODS}
     assert so_far[0].summary != result.summary and so_far[-1] == result
+
+
+def test_a_search_run_in_parts_merges_into_the_result_of_one_run(searched):
+    result, _, _ = searched
+    parts = [result.model_copy(update={"seeds": [seed], "runs": [r for r in result.runs if r.seed == seed]})
+             for seed in result.seeds]
+    merged = merge_results(parts[::-1])
+    assert (merged.seeds, merged.runs, merged.summary) == (result.seeds, result.runs, result.summary)
+    with pytest.raises(UserError, match="share seeds"):
+        merge_results([result, parts[0]])
+    with pytest.raises(UserError, match="differ in temperature"):
+        merge_results([parts[0], parts[1].model_copy(update={"temperature": 0.1})])
 
 
 def test_the_table_says_which_methods_stopped_with_trials_unspent(searched):

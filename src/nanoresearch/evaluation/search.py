@@ -243,6 +243,24 @@ def summarise(runs: list[MethodRun], methods: list[str], direction: str) -> list
     return summary
 
 
+def merge_results(results: list[SearchResult]) -> SearchResult:
+    """Searches of one task under one setup on different seeds as one result (a long search run in
+    parts); refused when anything but the seeds differs, or a seed was searched twice."""
+    first = results[0]
+    setup = {"task", "metric", "direction", "budget", "model", "temperature", "fresh_seeds", "methods"}
+    for other in results[1:]:
+        differs = sorted(k for k in setup if getattr(other, k) != getattr(first, k))
+        if differs:
+            raise UserError(f"cannot merge searches that differ in {', '.join(differs)}")
+    seeds = [seed for r in results for seed in r.seeds]
+    if len(set(seeds)) < len(seeds):
+        raise UserError(f"cannot merge searches that share seeds: {sorted(seeds)}")
+    runs = sorted((run for r in results for run in r.runs), key=lambda run: run.seed)
+    return first.model_copy(update={
+        "created_at": max(r.created_at for r in results), "seeds": sorted(seeds), "runs": runs,
+        "summary": summarise(runs, first.methods, first.direction)})
+
+
 def beats(a: float | None, b: float | None, direction: str) -> bool:
     """Whether score `a` is strictly better than `b`; no score loses to any score."""
     if a is None:

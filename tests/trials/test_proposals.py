@@ -124,3 +124,36 @@ def test_a_comment_replaced_by_anything_else_is_replaced_as_named(tmp_path, repl
     (tmp_path / "train.py").write_text(COMMENTED)
     apply_edits(tmp_path, ["train.py"], [Edit(find="# Knobs arrive as environment variables.", replace=replace)])
     assert (tmp_path / "train.py").read_text() == COMMENTED.replace("# Knobs arrive as environment variables.", replace)
+
+
+DIABETES_LIKE = ('NEIGHBOURS = int(float(os.environ.get("NEIGHBOURS", "1")))\n'
+                 'POWER = float(os.environ.get("POWER", "2"))  # the Minkowski distance\'s p\n'
+                 "model = KNeighborsRegressor(n_neighbors=NEIGHBOURS, p=POWER)\n")
+
+
+@pytest.mark.parametrize(("find", "replace", "line"), [
+    # the piece a 1.5B copied, quote marks changed, to change a default: only the piece is replaced
+    ("int(float(os.environ.get('NEIGHBOURS', '1'))", "int(float(os.environ.get('NEIGHBOURS', '30'))",
+     "NEIGHBOURS = int(float(os.environ.get('NEIGHBOURS', '30')))"),
+    # the line without its comment: the comment stays
+    ("POWER = float(os.environ.get('POWER', '2'))", "POWER = 1.0",
+     "POWER = 1.0  # the Minkowski distance's p"),
+    ("n_neighbors=NEIGHBOURS, p=POWER", "n_neighbors=25, p=1", "model = KNeighborsRegressor(n_neighbors=25, p=1)"),
+])
+def test_a_piece_of_one_line_is_replaced_in_place(tmp_path, find, replace, line):
+    (tmp_path / "train.py").write_text(DIABETES_LIKE)
+    apply_edits(tmp_path, ["train.py"], [Edit(find=find, replace=replace)])
+    assert line in (tmp_path / "train.py").read_text().splitlines()
+
+
+@pytest.mark.parametrize("find", [
+    'os.environ.get("',  # in two lines
+    "OURS = int(float(",  # starts inside the name NEIGHBOURS
+    "n_neighbors=NEIGH",  # ends inside it
+    "p=POWER",  # too short to name a place reliably
+])
+def test_a_piece_that_is_not_one_whole_place_is_not_guessed(tmp_path, find):
+    (tmp_path / "train.py").write_text(DIABETES_LIKE)
+    with pytest.raises(EditError):
+        apply_edits(tmp_path, ["train.py"], [Edit(find=find, replace="x")])
+    assert (tmp_path / "train.py").read_text() == DIABETES_LIKE

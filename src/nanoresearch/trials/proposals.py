@@ -3,8 +3,9 @@
 An edit is a search/replace block, the format code models are trained on: `find` is one or more
 consecutive lines copied from the current code, `replace` the lines that take their place. Models
 copy imperfectly (a dropped indent, the line numbers of the listing, a changed quote), so a block
-is matched exactly first, then ignoring whitespace at the line ends, then fuzzily; when nothing
-matches, the error names the closest lines, so a repair prompt can say precisely what was wrong.
+is matched exactly first, then ignoring whitespace at the line ends, then as a piece of one line
+(quote marks ignored), then fuzzily; when nothing matches, the error names the closest lines, so a
+repair prompt can say precisely what was wrong.
 
 The JSON schema for `find` is a plain string. Only the embedded model, whose JSON decoding is our
 own, is given the recipe's lines as an enum (a 135M model cannot copy a line reliably); servers
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field
 MAX_EDITS = 3
 MAX_BLOCK = 2000
 FUZZY_RATIO = 0.85  # a block this similar to exactly one place in the code is taken as meaning it
+MIN_PIECE = 8  # characters: a shorter piece of a line (`)`, `x = 1`) names no place reliably
 LISTING_NUMBER = re.compile(r"^\s*\d+  ")  # the "  12  " prefix of `numbered`, copied by some models
 ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?::[^=]+)?=(?!=)")
 
@@ -75,6 +77,7 @@ class Spot:
     file: str
     start: int
     end: int
+    columns: tuple[int, int] | None = None  # a piece of the one line [start, end): only it is replaced
 
 
 def apply_edits(workdir: Path, files: list[str], edits: list[Edit]) -> list[str]:
@@ -89,7 +92,9 @@ def apply_edits(workdir: Path, files: list[str], edits: list[Edit]) -> list[str]
         spot = meant_spot(original, locate(original, edit.find), edit.replace)
         if any(s.file == spot.file and s.start < spot.end and spot.start < s.end for s, _ in changes):
             continue
-        changes.append((spot, reindented(original[spot.file][spot.start:spot.end], edit.replace)))
+        matched = original[spot.file][spot.start:spot.end]
+        changes.append((spot, in_line(matched[0], spot.columns, edit.replace) if spot.columns
+                        else reindented(matched, edit.replace)))
     contents = {name: list(lines) for name, lines in original.items()}
     for spot, lines in sorted(changes, key=lambda change: (change[0].file, -change[0].start)):
         contents[spot.file][spot.start:spot.end] = lines
@@ -111,7 +116,48 @@ def locate(contents: dict[str, list[str]], find: str) -> Spot:
             return spots[0]
         if len(spots) > 1:
             raise EditError(f"the lines {_quoted(block)} occur {len(spots)} times: include a neighbouring line to say which")
-    return _fuzzy(contents, block)
+    return _piece(contents, block) or _fuzzy(contents, block)
+
+
+def _piece(contents: dict[str, list[str]], block: list[str]) -> Spot | None:
+    """The one place in one line that a `find` of part of a line names, quote marks ignored; None when
+    it is not exactly one place, or would cut a name or a number in two.
+
+    A 1.5B model asked to change a default copied `int(float(os.environ.get('NEIGHBOURS', '1'))` from
+    `NEIGHBOURS = int(float(os.environ.get("NEIGHBOURS", "1")))`, five times in a row: the piece and its
+    replacement say exactly what to change, as a search/replace edit does in any editor."""
+    if len(block) != 1 or len(block[0].strip()) < MIN_PIECE:
+        return None
+    piece = _unquoted(block[0].strip())
+    found = [(name, i, m.start(), m.end()) for name, lines in contents.items()
+             for i, line in enumerate(lines) for m in re.finditer(re.escape(piece), _unquoted(line))]
+    if len(found) != 1:
+        return None
+    name, i, start, end = found[0]
+    line = contents[name][i]
+    if _cuts_a_token(line, start, end):
+        return None
+    whole = not line[:start].strip() and not line[end:].strip()  # then it is the line: reindent as usual
+    return Spot(name, i, i + 1, None if whole else (start, end))
+
+
+def _unquoted(text: str) -> str:
+    return text.replace("'", '"')  # one character for one: columns found in the result hold in the original
+
+
+def _cuts_a_token(line: str, start: int, end: int) -> bool:
+    """Whether [start, end) begins or ends inside a name or a number (`x = 1` in `x = 10`, `= 1` in `= 1.5`)."""
+    def joined(left: str, right: str) -> bool:
+        def word(c: str) -> bool:
+            return c.isalnum() or c == "_"
+        return (word(left) and word(right)) or (left.isdigit() and right == ".") or (left == "." and right.isdigit())
+    return (start > 0 and joined(line[start - 1], line[start])) or (end < len(line) and joined(line[end - 1], line[end]))
+
+
+def in_line(line: str, columns: tuple[int, int], replace: str) -> list[str]:
+    """The line with the piece at `columns` replaced (what the rest of the line held stays)."""
+    start, end = columns
+    return (line[:start] + replace.strip() + line[end:]).splitlines()
 
 
 def meant_spot(contents: dict[str, list[str]], spot: Spot, replace: str) -> Spot:

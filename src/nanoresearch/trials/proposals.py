@@ -3,8 +3,8 @@
 An edit is a search/replace block, the format code models are trained on: `find` is one or more
 consecutive lines copied from the current code, `replace` the lines that take their place. Models
 copy imperfectly (a dropped indent, the line numbers of the listing, a changed quote), so a block
-is matched exactly first, then ignoring whitespace at the line ends, then as a piece of one line
-(quote marks ignored), then fuzzily; when nothing matches, the error names the closest lines, so a
+is matched exactly first, then ignoring whitespace at the line ends, then fuzzily, then as a piece
+of one line (quote marks ignored); when nothing matches, the error names the closest lines, so a
 repair prompt can say precisely what was wrong.
 
 The JSON schema for `find` is a plain string. Only the embedded model, whose JSON decoding is our
@@ -106,7 +106,8 @@ def apply_edits(workdir: Path, files: list[str], edits: list[Edit]) -> list[str]
 
 
 def locate(contents: dict[str, list[str]], find: str) -> Spot:
-    """The one place `find` names: exact, then ignoring indentation and line ends, then fuzzy."""
+    """The one place `find` names: exact, then ignoring indentation and line ends, then fuzzy, then a
+    piece of one line (after fuzzy, so an edit fuzzy matching takes keeps meaning what it meant)."""
     block = block_lines(find)
     if not block:
         raise EditError("an edit has an empty `find`: copy the lines to change from the current code")
@@ -116,7 +117,13 @@ def locate(contents: dict[str, list[str]], find: str) -> Spot:
             return spots[0]
         if len(spots) > 1:
             raise EditError(f"the lines {_quoted(block)} occur {len(spots)} times: include a neighbouring line to say which")
-    return _piece(contents, block) or _fuzzy(contents, block)
+    try:
+        return _fuzzy(contents, block)
+    except EditError:
+        piece = _piece(contents, block)
+        if piece is None:
+            raise
+        return piece
 
 
 def _piece(contents: dict[str, list[str]], block: list[str]) -> Spot | None:

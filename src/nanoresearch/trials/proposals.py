@@ -154,11 +154,13 @@ def _unquoted(text: str) -> str:
 
 def _cuts_a_token(line: str, start: int, end: int) -> bool:
     """Whether [start, end) begins or ends inside a name or a number (`x = 1` in `x = 10`, `= 1` in `= 1.5`)."""
-    def joined(left: str, right: str) -> bool:
-        def word(c: str) -> bool:
-            return c.isalnum() or c == "_"
-        return (word(left) and word(right)) or (left.isdigit() and right == ".") or (left == "." and right.isdigit())
-    return (start > 0 and joined(line[start - 1], line[start])) or (end < len(line) and joined(line[end - 1], line[end]))
+    return (start > 0 and _joined(line[start - 1], line[start])) or (end < len(line) and _joined(line[end - 1], line[end]))
+
+
+def _joined(left: str, right: str) -> bool:
+    """Whether two neighbouring characters belong to one name or number."""
+    word = (left.isalnum() or left == "_") and (right.isalnum() or right == "_")
+    return word or (left.isdigit() and right == ".") or (left == "." and right.isdigit())
 
 
 def in_line(line: str, columns: tuple[int, int], replace: str) -> list[str]:

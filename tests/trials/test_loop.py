@@ -1,5 +1,6 @@
 """The closed loop end to end: real sandboxed processes, real evaluator, scripted proposals."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,40 @@ def test_proposers_are_told_the_declared_search_space_unless_it_is_turned_off(st
     make_loop(store, load_task(tiny_folder), provider, Budget(trials=2), tmp_path, show_search_space=shown).run()
     (asked,) = provider.history
     assert ("- VALUE: a whole number from 1 to 9" in asked.messages[-1].content) is shown
+
+
+def reading_value_from_the_environment(tiny_folder: Path) -> Path:
+    """The tiny task with VALUE read from the environment and declared worth searching (1 to 9)."""
+    recipe = tiny_folder / "train.py"
+    recipe.write_text(recipe.read_text().replace("VALUE = 1", 'import os\nVALUE = int(os.environ.get("VALUE", "1"))'))
+    with (tiny_folder / "task.toml").open("a") as manifest:
+        manifest.write("[search.VALUE]\nmin = 1\nmax = 9\ninteger = true\n")
+    return tiny_folder
+
+
+def test_a_proposal_may_name_values_for_the_declared_settings_and_code_changes_their_defaults(store, tiny_folder, tmp_path):
+    # A 1.5B copied `NEIGHBOURS = ...` wrongly in most of its edits; a value it names cannot be miscopied.
+    reading_value_from_the_environment(tiny_folder)
+    reads = 'VALUE = int(os.environ.get("VALUE", "1"))'
+    both = json.dumps({"hypothesis": "a larger value", "settings": [{"name": "VALUE", "value": 12.4}],
+                       "edits": [{"find": reads, "replace": "VALUE = 2"}]})  # the same line: the setting wins
+    values = json.dumps({"hypothesis": "a larger value", "settings": [{"name": "VALUE", "value": 12.4}], "edits": []})
+    provider = ScriptedProvider(both, values)
+    loop = make_loop(store, load_task(tiny_folder), provider, Budget(trials=3), tmp_path, max_stalled=1)
+    loop.run()
+    _, valued, again = store.trials(loop.run_id)
+    assert (valued.score, valued.kept) == (9.0, True)  # 12.4 held to the declared range's top, a whole number
+    assert '+VALUE = int(os.environ.get("VALUE", "9"))' in valued.diff
+    assert again.failure == "bad_proposal"  # from the head, the same value changes nothing
+    settings = provider.history[0].json_schema["$defs"]["Setting"]["properties"]  # only a setting a line reads
+    assert settings["name"]["enum"] == ["VALUE"]
+    assert list(provider.history[0].json_schema["properties"]) == ["hypothesis", "settings", "edits"]
+
+
+def test_a_repair_is_asked_for_edits_only(store, tiny_folder, tmp_path):
+    reads = 'VALUE = int(os.environ.get("VALUE", "1"))'
+    provider = ScriptedProvider(proposal("bigger", (reads, "VALUE = SEVEN")), proposal("define it", ("VALUE = SEVEN", "VALUE = 7")))
+    make_loop(store, load_task(reading_value_from_the_environment(tiny_folder)), provider, Budget(trials=2), tmp_path,
+              max_debug=0).run()
+    asked, repair = provider.history
+    assert "settings" in asked.json_schema["properties"] and "settings" not in repair.json_schema["properties"]

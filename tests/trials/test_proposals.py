@@ -1,6 +1,16 @@
 import pytest
 
-from nanoresearch.trials.proposals import Edit, EditError, apply_edits, editable_lines, proposal_schema
+from nanoresearch.trials.proposals import (
+    Edit,
+    EditError,
+    Setting,
+    apply_edits,
+    editable_lines,
+    proposal_schema,
+    settable,
+    setting_edits,
+)
+from nanoresearch.trials.task import SearchRange
 
 
 @pytest.fixture
@@ -157,3 +167,46 @@ def test_a_piece_that_is_not_one_whole_place_is_not_guessed(tmp_path, find):
     with pytest.raises(EditError):
         apply_edits(tmp_path, ["train.py"], [Edit(find=find, replace="x")])
     assert (tmp_path / "train.py").read_text() == DIABETES_LIKE
+
+
+KNOBS = ('import os\nNEIGHBOURS = int(float(os.environ.get("NEIGHBOURS", "1")))  # neighbours\n'
+         "LR = float(os.getenv('LR', '0.05'))\nWIDTH = 32\n")
+SPACE = {"NEIGHBOURS": SearchRange(min=1, max=60, integer=True), "LR": SearchRange(min=0.001, max=0.3, log=True),
+         "WIDTH": SearchRange(min=8, max=64, integer=True)}
+
+
+def test_a_named_value_becomes_the_edit_of_the_default_that_the_recipe_reads(tmp_path):
+    (tmp_path / "train.py").write_text(KNOBS)
+    edits = setting_edits(tmp_path, ["train.py"], [Setting(name="NEIGHBOURS", value=29.6), Setting(name="LR", value=0.5)], SPACE)
+    apply_edits(tmp_path, ["train.py"], edits)
+    text = (tmp_path / "train.py").read_text()
+    assert 'NEIGHBOURS = int(float(os.environ.get("NEIGHBOURS", "30")))  # neighbours\n' in text  # rounded, comment kept
+    assert "LR = float(os.getenv('LR', '0.3'))\n" in text  # held to the declared range
+
+
+@pytest.mark.parametrize(("name", "message"), [("DEPTH", "not a setting worth searching"), ("WIDTH", "reads WIDTH from the environment")])
+def test_a_value_for_an_undeclared_or_unread_setting_is_an_edit_error(tmp_path, name, message):
+    (tmp_path / "train.py").write_text(KNOBS)
+    with pytest.raises(EditError, match=message):
+        setting_edits(tmp_path, ["train.py"], [Setting(name=name, value=3)], SPACE)
+
+
+def test_settings_are_offered_only_when_named_and_then_come_before_the_edits():
+    plain = proposal_schema()
+    assert list(plain["properties"]) == ["hypothesis", "edits"] and "Setting" not in plain["$defs"]
+    assert plain["properties"]["edits"]["minItems"] == 1  # as before settings existed: recordings replay
+    offered = proposal_schema(settable=["NEIGHBOURS", "POWER"])
+    assert list(offered["properties"]) == ["hypothesis", "settings", "edits"]
+    assert "settings" not in offered["required"]  # a proposal of edits alone, as before, is still one
+    assert offered["$defs"]["Setting"]["properties"]["name"]["enum"] == ["NEIGHBOURS", "POWER"]
+    assert offered["properties"]["edits"].get("minItems", 0) == 0  # values alone are a proposal
+
+
+def test_a_value_the_recipe_has_already_is_no_edit(tmp_path):
+    (tmp_path / "train.py").write_text(KNOBS)
+    assert setting_edits(tmp_path, ["train.py"], [Setting(name="NEIGHBOURS", value=1)], SPACE) == []
+
+
+def test_only_settings_a_line_reads_may_be_named(tmp_path):
+    (tmp_path / "train.py").write_text(KNOBS)
+    assert settable(tmp_path, ["train.py"], SPACE) == ["NEIGHBOURS", "LR"]

@@ -63,7 +63,7 @@ def test_the_declared_search_space_is_put_in_words_for_proposers(tmp_path: Path)
     text = load_task(EXAMPLES / "tiny-lm").search_space_text()
     assert "- LR: a number from 0.001 to 0.3, on a log scale" in text
     assert "- WIDTH: a whole number from 16 to 128" in text
-    assert "change that default" in text  # how to try a value: the recipe reads each from the environment
+    assert "under `settings`" in text  # how to try a value: code changes the default the recipe reads
     assert load_task(make_task(tmp_path / "toy")).search_space_text() == ""  # no [search]: nothing to say
 
 

@@ -157,7 +157,7 @@ def draw(space: dict[str, SearchRange], rng: random.Random) -> dict[str, str]:
             value = math.exp(rng.uniform(math.log(bounds.min), math.log(bounds.max)))
         else:
             value = rng.uniform(bounds.min, bounds.max)
-        values[name] = str(round(value)) if bounds.integer else f"{value:.4g}"
+        values[name] = bounds.value_text(value)
     return values
 
 

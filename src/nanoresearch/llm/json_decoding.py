@@ -47,6 +47,9 @@ class VocabMasks:
         self.lengths = torch.tensor([len(t) for t in texts])
         self.string_body = mask(lambda t: '"' not in t and "\\" not in t and "\ufffd" not in t and min(map(ord, t)) >= 32)
         self.quote_start = mask(lambda t: t.startswith('"'))
+        # A string also ends where the model would end its reply: held in the string, a 1.5B spelled
+        # the end of its turn out (`<|im_start|>` in pieces) until the token limit.
+        self.string_end = self.quote_start | torch.tensor([i in lm.stop_ids for i in range(size)])
         self.digits = mask(lambda t: t.isascii() and t.isdigit())
         self.minus = mask(lambda t: t == "-")
         self.dot = mask(lambda t: t == ".")
@@ -210,7 +213,7 @@ class JsonWriter:
                 if len(content) >= max_len:
                     break
                 allowed = allowed & (self.masks.lengths <= max_len - len(content))
-            if len(content) >= min_len and self.best(self.masks.quote_start) >= self.best(allowed):
+            if len(content) >= min_len and self.best(self.masks.string_end) >= self.best(allowed):
                 break
             content += self.emit(self.pick(allowed))
             steps += 1

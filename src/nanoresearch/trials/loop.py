@@ -45,6 +45,7 @@ from nanoresearch.trials.proposals import (
     Edit,
     EditError,
     Proposal,
+    Setting,
     Specialist,
     apply_edits,
     editable_lines,
@@ -52,6 +53,8 @@ from nanoresearch.trials.proposals import (
     proposal_prompt,
     proposal_schema,
     repair_prompt,
+    settable,
+    setting_edits,
 )
 from nanoresearch.trials.task import Task, clean_working_copy, editable_files
 
@@ -196,18 +199,20 @@ class TrialLoop:
         except LLMError as exc:
             trial = self.store.add_trial(self.new_trial(parent, proposer, "(no valid proposal)"))
             return self.finish(trial, "bad_proposal", f"the model gave no usable proposal: {exc.message}")
-        trial = self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files)
-        return self.checked_before_running(self.unless_tried(trial), parent, proposal.edits, files)
+        trial = self.prepare(parent, proposer, proposal.hypothesis, proposal.edits, files, settings=proposal.settings)
+        return self.checked_before_running(self.unless_tried(trial), parent, proposal, files)
 
-    def ask(self, prompt: str, code: Path, files: list[str]) -> Proposal:
-        """A proposal for edits to the files of `files` in `code`."""
+    def ask(self, prompt: str, code: Path, files: list[str], repair: bool = False) -> Proposal:
+        """A proposal for edits to the files of `files` in `code` (and, unless it repairs a crash, for
+        values of the settings worth searching, when the proposer is shown them)."""
         prompt = portable(prompt, {str(self.workspace): "<run>", str(self.task.folder): "<task>"})
-        schema = proposal_schema(editable_lines(code, files) if self.lines_only_model() else None)
+        names = settable(code, files, self.task.search) if self.settings.show_search_space and not repair else None
+        schema = proposal_schema(editable_lines(code, files) if self.lines_only_model() else None, names)
         reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema, max_tokens=self.answer_room(),
                                   seed=self.proposal_seed())
         return Proposal.model_validate(reply.parsed)
 
-    def checked_before_running(self, trial: Trial, parent: Trial | None, edits: list[Edit], files: list[str]) -> Trial:
+    def checked_before_running(self, trial: Trial, parent: Trial | None, proposal: Proposal, files: list[str]) -> Trial:
         """An edit that code can see would crash (a syntax error, an undefined name, a module that does not
         exist) is not run: the model is asked once to repair it, and the repair, if it passes, runs instead.
         Either way no trial is spent on a crash known in advance."""
@@ -220,12 +225,13 @@ class TrialLoop:
         prompt = repair_prompt(numbered(self.code_dir(trial), files), "\n".join(p.as_traceback() for p in found),
                                "a check before running found it would crash", trial.hypothesis)
         try:
-            repair = self.ask(prompt, self.code_dir(trial), files)
+            repair = self.ask(prompt, self.code_dir(trial), files, repair=True)
         except EndpointUnavailableError:
             raise
         except LLMError:
             return trial
-        repaired = self.prepare(parent, trial.proposer, trial.hypothesis, edits, files, then=repair.edits)
+        repaired = self.prepare(parent, trial.proposer, trial.hypothesis, proposal.edits, files, then=repair.edits,
+                                settings=proposal.settings)
         if repaired.status != "proposed":
             return repaired
         left_over = self.crashes_seen(repaired, files)
@@ -276,15 +282,20 @@ class TrialLoop:
         return trial
 
     def prepare(self, parent: Trial | None, proposer: str, hypothesis: str, edits: list[Edit],
-                files: list[str] | None = None, then: list[Edit] | None = None) -> Trial:
-        """A trial of `edits` (and `then`, edits of the edited code) on the parent's recipe, checked for legality."""
+                files: list[str] | None = None, then: list[Edit] | None = None,
+                settings: list[Setting] | None = None) -> Trial:
+        """A trial of `edits` and `settings` (and `then`, edits of the edited code) on the parent's recipe,
+        checked for legality."""
         trial = self.store.add_trial(self.new_trial(parent, proposer, hypothesis))
         workdir = self.trial_dir(trial) / "work"
         self.materialize(workdir, parent)
         trial.workdir = str(workdir)
+        files = files or self.files
         try:
-            touched = sorted({name for step in (edits, then or []) if step
-                              for name in apply_edits(workdir, files or self.files, step)})
+            # a setting's edit first: where the model also edits that line (a 1.5B often does, miscopied),
+            # the edit code wrote wins
+            edits = [*setting_edits(workdir, files, settings or [], self.task.search), *edits]
+            touched = sorted({name for step in (edits, then or []) if step for name in apply_edits(workdir, files, step)})
         except EditError as exc:
             return self.finish(trial, "bad_proposal", str(exc))  # the model named a line that is not there
         trial.diff = make_diff(self.code_dir(parent), workdir, self.files)

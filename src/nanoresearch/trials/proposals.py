@@ -12,6 +12,11 @@ own, is given the recipe's lines as an enum (a 135M model cannot copy a line rel
 compile schemas to grammars of their own, and llama.cpp's crashes on enums of code lines.
 Proposals come from specialists, each owning some of the recipe's files; a debugger repairs a
 crashed edit from its logs.
+
+Where the task declares the settings worth searching (`[search]` in task.toml), a proposal may also
+name values for them instead of editing their lines: code turns each into the edit of the default in
+the line that reads it (`os.environ.get("LR", "0.05")`), so the lineage shows it as any other diff.
+A small model that copies code lines badly can still say "NEIGHBOURS 30".
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from nanoresearch.trials.task import SearchRange
+
 MAX_EDITS = 3
+MAX_SETTINGS = 8
 MAX_BLOCK = 2000
 FUZZY_RATIO = 0.85  # a block this similar to exactly one place in the code is taken as meaning it
 MIN_PIECE = 8  # characters: a shorter piece of a line (`)`, `x = 1`) names no place reliably
@@ -37,9 +45,15 @@ class Edit(BaseModel):
     replace: str = Field(max_length=MAX_BLOCK)
 
 
+class Setting(BaseModel):
+    name: str
+    value: float
+
+
 class Proposal(BaseModel):
     hypothesis: str = Field(max_length=400)
-    edits: list[Edit] = Field(min_length=1, max_length=MAX_EDITS)
+    edits: list[Edit] = Field(max_length=MAX_EDITS)  # at least one, unless `settings` is offered
+    settings: list[Setting] = Field([], max_length=MAX_SETTINGS)
 
 
 class Specialist(BaseModel):
@@ -48,12 +62,57 @@ class Specialist(BaseModel):
     focus: str
 
 
-def proposal_schema(lines: list[str] | None = None) -> dict[str, Any]:
-    """The proposal's JSON schema; with `lines`, `find` may only be one of them (embedded model only)."""
+def proposal_schema(lines: list[str] | None = None, settable: list[str] | None = None) -> dict[str, Any]:
+    """The proposal's JSON schema; with `lines`, `find` may only be one of them (embedded model only);
+    with `settable`, values for those settings come first and the edits may be none."""
     schema = Proposal.model_json_schema()
     if lines is not None:
         schema["$defs"]["Edit"]["properties"]["find"] = {"type": "string", "enum": lines}
+    properties = schema["properties"]
+    if not settable:
+        del properties["settings"], schema["$defs"]["Setting"]
+        properties["edits"]["minItems"] = 1
+        return schema
+    schema["$defs"]["Setting"]["properties"]["name"] = {"type": "string", "enum": settable}
+    schema["properties"] = {"hypothesis": properties["hypothesis"], "settings": properties["settings"],
+                            "edits": properties["edits"]}
     return schema
+
+
+def setting_edits(workdir: Path, files: list[str], settings: list[Setting], space: dict[str, SearchRange]) -> list[Edit]:
+    """Each setting as the edit of the default in the line that reads it, its value held to the
+    declared range; an EditError names a setting that is not declared or that no line reads."""
+    edits = []
+    for setting in settings:
+        bounds = space.get(setting.name)
+        if bounds is None:
+            raise EditError(f"{setting.name!r} is not a setting worth searching (declared: {', '.join(space) or 'none'})")
+        found = _reading_line(workdir, files, setting.name)
+        if found is None:
+            raise EditError(f"no line of {', '.join(files)} reads {setting.name} from the environment with a default "
+                            f"(such as os.environ.get({setting.name!r}, ...)): change it with an edit instead")
+        line, default = found
+        replace = line[:default.start("value")] + bounds.value_text(setting.value) + line[default.end("value"):]
+        if replace != line:  # the value it has already: no edit, so none of the model's on that line is blocked
+            edits.append(Edit(find=line, replace=replace))
+    return edits
+
+
+def settable(workdir: Path, files: list[str], space: dict[str, SearchRange]) -> list[str]:
+    """The declared settings that a line of these files reads with a default: those a proposal may name."""
+    return [name for name in space if _reading_line(workdir, files, name) is not None]
+
+
+def _reading_line(workdir: Path, files: list[str], name: str) -> tuple[str, re.Match[str]] | None:
+    """The first line that reads `name` with a default (`os.environ.get("NAME", "1")`, `os.getenv`),
+    and the match whose `value` group is that default."""
+    pattern = re.compile(r"""(?:environ\.get|getenv)\(\s*(['"])""" + re.escape(name) + r"""\1\s*,\s*(['"])(?P<value>[^'"\n]*)\2""")
+    for file in files:
+        for line in (workdir / file).read_text(encoding="utf-8").splitlines():
+            match = pattern.search(line)
+            if match:
+                return line, match
+    return None
 
 
 def editable_lines(workdir: Path, files: list[str]) -> list[str]:

@@ -127,6 +127,11 @@ class SearchRange(Strict):
         scale = ", on a log scale" if self.log else ""
         return f"{kind} from {self.min:g} to {self.max:g}{scale}"
 
+    def value_text(self, value: float) -> str:
+        """A value held to the range, as the recipe reads it from the environment."""
+        value = min(max(value, self.min), self.max)
+        return str(round(value)) if self.integer else f"{value:.4g}"
+
     @model_validator(mode="after")
     def _is_a_range(self) -> SearchRange:
         if self.max <= self.min:
@@ -168,8 +173,9 @@ class Task(Strict):
         if not self.search:
             return ""
         lines = [f"- {name}: {space.text()}" for name, space in self.search.items()]
-        return ("Settings worth searching (the recipe reads each from the environment; the default in its "
-                "line is what runs, so change that default to try a value):\n" + "\n".join(lines))
+        return ("Settings worth searching (the recipe reads each from the environment, with a default in its "
+                "line): to try values, list them under `settings` (name and value) and code changes those "
+                "defaults; edits are for any other change.\n" + "\n".join(lines))
 
     @model_validator(mode="after")
     def _evaluator_is_not_editable(self) -> Task:

@@ -27,6 +27,7 @@ from pathlib import Path
 from nanoresearch.compute.budget import Budget
 from nanoresearch.compute.executor import create_executor
 from nanoresearch.config import load_settings
+from nanoresearch.errors import NanoResearchError
 from nanoresearch.evaluation.search import (
     Harness,
     SearchConfig,
@@ -88,4 +89,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except NanoResearchError as exc:  # a folder that holds no results, results that cannot be merged
+        sys.exit(f"error: {exc}")

@@ -289,3 +289,32 @@ def test_a_repair_is_asked_for_edits_only(store, tiny_folder, tmp_path):
               max_debug=0).run()
     asked, repair = provider.history
     assert "settings" in asked.json_schema["properties"] and "settings" not in repair.json_schema["properties"]
+
+
+def test_settings_are_not_taken_where_they_were_not_offered(store, tiny_folder, tmp_path):
+    reading_value_from_the_environment(tiny_folder)
+    unasked = json.dumps({"hypothesis": "louder", "settings": [{"name": "VALUE", "value": 9}],
+                          "edits": [{"find": 'print("working")', "replace": 'print("working!")'}]})
+    loop = make_loop(store, load_task(tiny_folder), ScriptedProvider(unasked), Budget(trials=2), tmp_path,
+                     show_search_space=False)
+    loop.run()
+    edited = store.trials(loop.run_id)[-1]
+    assert edited.score == 1.0 and '"9"' not in edited.diff  # the edit ran, the setting nobody offered did not
+
+
+def test_a_value_of_nan_is_no_proposal(store, tiny_folder, tmp_path):
+    nan = '{"hypothesis": "h", "settings": [{"name": "VALUE", "value": NaN}], "edits": []}'  # JSON Schema allows it
+    loop = make_loop(store, load_task(reading_value_from_the_environment(tiny_folder)), ScriptedProvider(nan),
+                     Budget(trials=2), tmp_path, max_stalled=1)
+    loop.run()
+    assert "the model gave no usable proposal" in store.trials(loop.run_id)[-1].detail
+
+
+def test_the_debugger_is_asked_for_edits_only(store, tiny_folder, tmp_path):
+    reads = 'VALUE = int(os.environ.get("VALUE", "1"))'
+    provider = ScriptedProvider(proposal("bigger", (reads, 'VALUE = int("seven")')),
+                                proposal("fix the conversion", ('VALUE = int("seven")', "VALUE = 7")))
+    make_loop(store, load_task(reading_value_from_the_environment(tiny_folder)), provider, Budget(trials=3), tmp_path,
+              max_debug=1).run()
+    asked, debugger = provider.history
+    assert "settings" in asked.json_schema["properties"] and "settings" not in debugger.json_schema["properties"]

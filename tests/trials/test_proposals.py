@@ -184,7 +184,7 @@ def test_a_named_value_becomes_the_edit_of_the_default_that_the_recipe_reads(tmp
     assert "LR = float(os.getenv('LR', '0.3'))\n" in text  # held to the declared range
 
 
-@pytest.mark.parametrize(("name", "message"), [("DEPTH", "not a setting worth searching"), ("WIDTH", "reads WIDTH from the environment")])
+@pytest.mark.parametrize(("name", "message"), [("DEPTH", "not a setting worth searching"), ("WIDTH", "no lines of train.py read WIDTH")])
 def test_a_value_for_an_undeclared_or_unread_setting_is_an_edit_error(tmp_path, name, message):
     (tmp_path / "train.py").write_text(KNOBS)
     with pytest.raises(EditError, match=message):
@@ -210,3 +210,18 @@ def test_a_value_the_recipe_has_already_is_no_edit(tmp_path):
 def test_only_settings_a_line_reads_may_be_named(tmp_path):
     (tmp_path / "train.py").write_text(KNOBS)
     assert settable(tmp_path, ["train.py"], SPACE) == ["NEIGHBOURS", "LR"]
+
+
+def test_two_settings_read_on_one_line_both_take_effect(tmp_path):
+    (tmp_path / "train.py").write_text('import os\nA, B = os.environ.get("A", "1"), os.environ.get("B", "2")\n')
+    space = {"A": SearchRange(min=0, max=9, integer=True), "B": SearchRange(min=0, max=9, integer=True)}
+    apply_edits(tmp_path, ["train.py"], setting_edits(tmp_path, ["train.py"], [Setting(name="A", value=3), Setting(name="B", value=4)], space))
+    assert 'A, B = os.environ.get("A", "3"), os.environ.get("B", "4")' in (tmp_path / "train.py").read_text()
+
+
+def test_a_setting_read_by_two_lines_is_not_offered_and_not_guessed(tmp_path):
+    (tmp_path / "train.py").write_text(KNOBS)
+    (tmp_path / "other.py").write_text(KNOBS)
+    assert settable(tmp_path, ["train.py", "other.py"], SPACE) == []
+    with pytest.raises(EditError, match="2 lines of train.py, other.py read LR"):
+        setting_edits(tmp_path, ["train.py", "other.py"], [Setting(name="LR", value=0.1)], SPACE)

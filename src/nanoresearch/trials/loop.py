@@ -16,7 +16,7 @@ from collections.abc import Callable
 from itertools import cycle
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from nanoresearch.compute.budget import (
     Budget,
@@ -191,9 +191,9 @@ class TrialLoop:
         )
         return self.ask_and_prepare(parent, specialist.name, prompt, specialist.files)
 
-    def ask_and_prepare(self, parent: Trial | None, proposer: str, prompt: str, files: list[str]) -> Trial:
+    def ask_and_prepare(self, parent: Trial | None, proposer: str, prompt: str, files: list[str], repair: bool = False) -> Trial:
         try:
-            proposal = self.ask(prompt, self.code_dir(parent), files)
+            proposal = self.ask(prompt, self.code_dir(parent), files, repair)
         except EndpointUnavailableError:
             raise  # the server is down, not the model weak: the run pauses and no trial is charged
         except LLMError as exc:
@@ -210,7 +210,12 @@ class TrialLoop:
         schema = proposal_schema(editable_lines(code, files) if self.lines_only_model() else None, names)
         reply = self.llm.complete(prompt, stage=self.settings.stage, schema=schema, max_tokens=self.answer_room(),
                                   seed=self.proposal_seed())
-        return Proposal.model_validate(reply.parsed)
+        try:
+            proposal = Proposal.model_validate(reply.parsed)
+        except ValidationError as exc:  # what JSON Schema cannot say, such as a value of NaN
+            raise LLMError(f"the proposal does not fit its schema: {exc.errors()[0]['msg']}") from None
+        # settings not offered are not taken (a server without a grammar may send them anyway)
+        return proposal if names else proposal.model_copy(update={"settings": []})
 
     def checked_before_running(self, trial: Trial, parent: Trial | None, proposal: Proposal, files: list[str]) -> Trial:
         """An edit that code can see would crash (a syntax error, an undefined name, a module that does not
@@ -424,7 +429,7 @@ class TrialLoop:
             attempts += 1
             self.ensure_budget()  # a repair the budget cannot run is not worth asking for
             prompt = repair_prompt(numbered(self.code_dir(node), self.files), node.logs_tail, node.failure, node.hypothesis)
-            node = self.ask_and_prepare(node, "debugger", prompt, self.files)
+            node = self.ask_and_prepare(node, "debugger", prompt, self.files, repair=True)
             if node.status == "proposed":
                 node = self.complete(node, self.start(node))
         return node

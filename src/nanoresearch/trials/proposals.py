@@ -47,7 +47,7 @@ class Edit(BaseModel):
 
 class Setting(BaseModel):
     name: str
-    value: float
+    value: float = Field(allow_inf_nan=False)  # a server without a grammar may send NaN
 
 
 class Proposal(BaseModel):
@@ -80,39 +80,43 @@ def proposal_schema(lines: list[str] | None = None, settable: list[str] | None =
 
 
 def setting_edits(workdir: Path, files: list[str], settings: list[Setting], space: dict[str, SearchRange]) -> list[Edit]:
-    """Each setting as the edit of the default in the line that reads it, its value held to the
-    declared range; an EditError names a setting that is not declared or that no line reads."""
-    edits = []
+    """The settings as edits of the defaults in the lines that read them, each value held to its
+    declared range, one edit per line (two settings read on one line both take effect); an EditError
+    names a setting that is not declared, or that not exactly one line reads."""
+    changed: dict[str, str] = {}  # each reading line -> the line with its new defaults
     for setting in settings:
         bounds = space.get(setting.name)
         if bounds is None:
             raise EditError(f"{setting.name!r} is not a setting worth searching (declared: {', '.join(space) or 'none'})")
-        found = _reading_line(workdir, files, setting.name)
-        if found is None:
-            raise EditError(f"no line of {', '.join(files)} reads {setting.name} from the environment with a default "
-                            f"(such as os.environ.get({setting.name!r}, ...)): change it with an edit instead")
-        line, default = found
-        replace = line[:default.start("value")] + bounds.value_text(setting.value) + line[default.end("value"):]
-        if replace != line:  # the value it has already: no edit, so none of the model's on that line is blocked
-            edits.append(Edit(find=line, replace=replace))
-    return edits
+        reading = _reading_lines(workdir, files, setting.name)
+        if len(reading) != 1:
+            raise EditError(f"{len(reading) or 'no'} lines of {', '.join(files)} read {setting.name} from the environment "
+                            f"with a default (such as os.environ.get({setting.name!r}, ...)): change it with an edit instead")
+        line = reading[0]
+        changed[line] = _with_default(changed.get(line, line), setting.name, bounds.value_text(setting.value))
+    # a value the line has already is no edit, so none of the model's own edits of that line is skipped
+    return [Edit(find=line, replace=new) for line, new in changed.items() if new != line]
 
 
 def settable(workdir: Path, files: list[str], space: dict[str, SearchRange]) -> list[str]:
-    """The declared settings that a line of these files reads with a default: those a proposal may name."""
-    return [name for name in space if _reading_line(workdir, files, name) is not None]
+    """The declared settings that exactly one line of these files reads with a default: those a proposal may name."""
+    return [name for name in space if len(_reading_lines(workdir, files, name)) == 1]
 
 
-def _reading_line(workdir: Path, files: list[str], name: str) -> tuple[str, re.Match[str]] | None:
-    """The first line that reads `name` with a default (`os.environ.get("NAME", "1")`, `os.getenv`),
-    and the match whose `value` group is that default."""
-    pattern = re.compile(r"""(?:environ\.get|getenv)\(\s*(['"])""" + re.escape(name) + r"""\1\s*,\s*(['"])(?P<value>[^'"\n]*)\2""")
-    for file in files:
-        for line in (workdir / file).read_text(encoding="utf-8").splitlines():
-            match = pattern.search(line)
-            if match:
-                return line, match
-    return None
+def _default_of(name: str) -> re.Pattern[str]:
+    """`os.environ.get("NAME", "default")` or `os.getenv('NAME', 'default')`; the default is group `value`."""
+    return re.compile(r"""(?:environ\.get|getenv)\(\s*(['"])""" + re.escape(name) + r"""\1\s*,\s*(['"])(?P<value>[^'"\n]*)\2""")
+
+
+def _reading_lines(workdir: Path, files: list[str], name: str) -> list[str]:
+    pattern = _default_of(name)
+    return [line for file in files for line in (workdir / file).read_text(encoding="utf-8").splitlines()
+            if pattern.search(line)]
+
+
+def _with_default(line: str, name: str, value: str) -> str:
+    match = _default_of(name).search(line)
+    return line if match is None else line[:match.start("value")] + value + line[match.end("value"):]
 
 
 def editable_lines(workdir: Path, files: list[str]) -> list[str]:

@@ -318,3 +318,22 @@ def test_the_debugger_is_asked_for_edits_only(store, tiny_folder, tmp_path):
               max_debug=1).run()
     asked, debugger = provider.history
     assert "settings" in asked.json_schema["properties"] and "settings" not in debugger.json_schema["properties"]
+
+
+def test_settings_run_alone_when_the_edits_name_lines_that_are_not_there_and_the_hypothesis_says_so(store, tiny_folder, tmp_path):
+    # The 1.5B named a good value and a miscopied line in most proposals; refusing both spent its budget.
+    reading_value_from_the_environment(tiny_folder)
+    missing = {"find": "VALUE = 1;", "replace": "VALUE = 2"}
+    provider = ScriptedProvider(
+        json.dumps({"hypothesis": "a larger value", "settings": [{"name": "VALUE", "value": 7}], "edits": [missing]}),
+        json.dumps({"hypothesis": "as it is", "settings": [{"name": "VALUE", "value": 7}], "edits": [missing]}),
+    )
+    loop = make_loop(store, load_task(tiny_folder), provider, Budget(trials=3), tmp_path, max_stalled=1)
+    coding = loop.llm.settings.stage("coding").model_copy(update={"model": "/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"})
+    loop.llm.settings = loop.llm.settings.model_copy(update={"stages": loop.llm.settings.stages.model_copy(update={"coding": coding})})
+    loop.run()  # a 1.5B's `find` is not held to the recipe's lines
+    _, alone, nothing = store.trials(loop.run_id)
+    assert (alone.score, alone.kept) == (7.0, True) and '"7"' in alone.diff and "VALUE = 2" not in alone.diff
+    assert alone.hypothesis == "(its settings alone: its edits could not be applied) a larger value"
+    # from the head the value changes nothing, so nothing is left to run: the edit's error is the detail
+    assert nothing.failure == "bad_proposal" and "VALUE = 1;" in nothing.detail

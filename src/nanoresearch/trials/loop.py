@@ -297,10 +297,8 @@ class TrialLoop:
         trial.workdir = str(workdir)
         files = files or self.files
         try:
-            # a setting's edit first: where the model also edits that line (a 1.5B often does, miscopied),
-            # the edit code wrote wins
-            edits = [*setting_edits(workdir, files, settings or [], self.task.search), *edits]
-            touched = sorted({name for step in (edits, then or []) if step for name in apply_edits(workdir, files, step)})
+            valued = setting_edits(workdir, files, settings or [], self.task.search)
+            touched = self.apply(trial, workdir, files, valued, edits, then)
         except EditError as exc:
             return self.finish(trial, "bad_proposal", str(exc))  # the model named a line that is not there
         trial.diff = make_diff(self.code_dir(parent), workdir, self.files)
@@ -310,6 +308,22 @@ class TrialLoop:
             return self.finish(trial, "illegal_edit", "; ".join(problems))
         self.store.update_trial(trial)
         return trial
+
+    def apply(self, trial: Trial, workdir: Path, files: list[str], valued: list[Edit], edits: list[Edit],
+              then: list[Edit] | None) -> list[str]:
+        """Apply the settings' edits and the model's (and `then`); the touched files.
+
+        The settings' edits go first: where the model also edits that line (a 1.5B often does, miscopied),
+        the edit code wrote wins. When the model's edits name lines that are not in the code, the settings
+        run alone and the hypothesis says so: a small model's values are its reliable part, and refusing
+        them with the edits spent most of its proposals."""
+        try:
+            return sorted({name for step in ([*valued, *edits], then or []) if step for name in apply_edits(workdir, files, step)})
+        except EditError:
+            if not valued or then:
+                raise
+            trial.hypothesis = f"(its settings alone: its edits could not be applied) {trial.hypothesis}"
+            return apply_edits(workdir, files, valued)
 
     def run_variant(
         self, parent: Trial | None, proposer: str, hypothesis: str, env: dict[str, str], revert: str = ""

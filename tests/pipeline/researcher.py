@@ -112,6 +112,8 @@ class Filler:
         out = {key: self.value(sub, key) for key, sub in props.items()}
         if "find" in out and "replace" in out:  # a trial edit: ten times the solver's iterations
             out["replace"] = out["find"].replace(ITERATIONS, f"{ITERATIONS} * 10")
+        if "edits" in out and "settings" in out:  # it proposes by editing the code, whatever values it may name
+            out["settings"] = []
         if "recipe" in out:
             out.update(GENERATED_TASK)
         if "procedure" in out:

@@ -1,4 +1,8 @@
+import json
+from pathlib import Path
+
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from nanoresearch.trials.proposals import (
     Edit,
@@ -225,3 +229,16 @@ def test_a_setting_read_by_two_lines_is_not_offered_and_not_guessed(tmp_path):
     assert settable(tmp_path, ["train.py", "other.py"], SPACE) == []
     with pytest.raises(EditError, match="2 lines of train.py, other.py read LR"):
         setting_edits(tmp_path, ["train.py", "other.py"], [Setting(name="LR", value=0.1)], SPACE)
+
+
+def test_without_settings_the_schema_is_the_one_before_settings_existed_key_order_included():
+    # The prompt shows the schema as text, so a key out of order misses every recorded call.
+    class Before(BaseModel):
+        model_config = ConfigDict(title="Proposal")
+        hypothesis: str = Field(max_length=400)
+        edits: list[Edit] = Field(min_length=1, max_length=3)
+
+    assert json.dumps(proposal_schema()) == json.dumps(Before.model_json_schema())
+    recording = Path(__file__).parents[1] / "pipeline" / "recorded" / "digits-qwen2.5-coder-1.5b.json"
+    recorded = next(c for c in json.loads(recording.read_text())["calls"] if c["stage"] == "coding")
+    assert json.dumps(proposal_schema(), sort_keys=True) == json.dumps(recorded["request"]["json_schema"], sort_keys=True)

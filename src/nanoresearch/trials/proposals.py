@@ -71,7 +71,8 @@ def proposal_schema(lines: list[str] | None = None, settable: list[str] | None =
     properties = schema["properties"]
     if not settable:
         del properties["settings"], schema["$defs"]["Setting"]
-        properties["edits"]["minItems"] = 1
+        # as before settings existed, key order included: prompts show the schema, and recordings key on them
+        properties["edits"] = dict(sorted({**properties["edits"], "minItems": 1}.items()))
         return schema
     schema["$defs"]["Setting"]["properties"]["name"] = {"type": "string", "enum": settable}
     schema["properties"] = {"hypothesis": properties["hypothesis"], "settings": properties["settings"],

@@ -254,10 +254,13 @@ def test_proposers_are_told_the_declared_search_space_unless_it_is_turned_off(st
     assert ("- VALUE: a whole number from 1 to 9" in asked.messages[-1].content) is shown
 
 
+READS_VALUE = 'VALUE = int(os.environ.get("VALUE", "1"))'  # the line reading_value_from_the_environment writes
+
+
 def reading_value_from_the_environment(tiny_folder: Path) -> Path:
     """The tiny task with VALUE read from the environment and declared worth searching (1 to 9)."""
     recipe = tiny_folder / "train.py"
-    recipe.write_text(recipe.read_text().replace("VALUE = 1", 'import os\nVALUE = int(os.environ.get("VALUE", "1"))'))
+    recipe.write_text(recipe.read_text().replace("VALUE = 1", f"import os\n{READS_VALUE}"))
     with (tiny_folder / "task.toml").open("a") as manifest:
         manifest.write("[search.VALUE]\nmin = 1\nmax = 9\ninteger = true\n")
     return tiny_folder
@@ -266,9 +269,8 @@ def reading_value_from_the_environment(tiny_folder: Path) -> Path:
 def test_a_proposal_may_name_values_for_the_declared_settings_and_code_changes_their_defaults(store, tiny_folder, tmp_path):
     # A 1.5B copied `NEIGHBOURS = ...` wrongly in most of its edits; a value it names cannot be miscopied.
     reading_value_from_the_environment(tiny_folder)
-    reads = 'VALUE = int(os.environ.get("VALUE", "1"))'
     both = json.dumps({"hypothesis": "a larger value", "settings": [{"name": "VALUE", "value": 12.4}],
-                       "edits": [{"find": reads, "replace": "VALUE = 2"}]})  # the same line: the setting wins
+                       "edits": [{"find": READS_VALUE, "replace": "VALUE = 2"}]})  # the same line: the setting wins
     values = json.dumps({"hypothesis": "a larger value", "settings": [{"name": "VALUE", "value": 12.4}], "edits": []})
     provider = ScriptedProvider(both, values)
     loop = make_loop(store, load_task(tiny_folder), provider, Budget(trials=3), tmp_path, max_stalled=1)
@@ -282,11 +284,14 @@ def test_a_proposal_may_name_values_for_the_declared_settings_and_code_changes_t
     assert list(provider.history[0].json_schema["properties"]) == ["hypothesis", "settings", "edits"]
 
 
-def test_a_repair_is_asked_for_edits_only(store, tiny_folder, tmp_path):
-    reads = 'VALUE = int(os.environ.get("VALUE", "1"))'
-    provider = ScriptedProvider(proposal("bigger", (reads, "VALUE = SEVEN")), proposal("define it", ("VALUE = SEVEN", "VALUE = 7")))
-    make_loop(store, load_task(reading_value_from_the_environment(tiny_folder)), provider, Budget(trials=2), tmp_path,
-              max_debug=0).run()
+@pytest.mark.parametrize(("broken", "trials", "max_debug"), [
+    ("VALUE = SEVEN", 2, 0),  # refused before running, repaired from the check's traceback
+    ('VALUE = int("seven")', 3, 1),  # crashed when run, repaired by the debugger from its logs
+], ids=["before-running", "debugger"])
+def test_a_repair_is_asked_for_edits_only(store, tiny_folder, tmp_path, broken, trials, max_debug):
+    provider = ScriptedProvider(proposal("bigger", (READS_VALUE, broken)), proposal("repair it", (broken, "VALUE = 7")))
+    make_loop(store, load_task(reading_value_from_the_environment(tiny_folder)), provider, Budget(trials=trials), tmp_path,
+              max_debug=max_debug).run()
     asked, repair = provider.history
     assert "settings" in asked.json_schema["properties"] and "settings" not in repair.json_schema["properties"]
 
@@ -308,16 +313,6 @@ def test_a_value_of_nan_is_no_proposal(store, tiny_folder, tmp_path):
                      Budget(trials=2), tmp_path, max_stalled=1)
     loop.run()
     assert "the model gave no usable proposal" in store.trials(loop.run_id)[-1].detail
-
-
-def test_the_debugger_is_asked_for_edits_only(store, tiny_folder, tmp_path):
-    reads = 'VALUE = int(os.environ.get("VALUE", "1"))'
-    provider = ScriptedProvider(proposal("bigger", (reads, 'VALUE = int("seven")')),
-                                proposal("fix the conversion", ('VALUE = int("seven")', "VALUE = 7")))
-    make_loop(store, load_task(reading_value_from_the_environment(tiny_folder)), provider, Budget(trials=3), tmp_path,
-              max_debug=1).run()
-    asked, debugger = provider.history
-    assert "settings" in asked.json_schema["properties"] and "settings" not in debugger.json_schema["properties"]
 
 
 def test_settings_run_alone_when_the_edits_name_lines_that_are_not_there_and_the_hypothesis_says_so(store, tiny_folder, tmp_path):
